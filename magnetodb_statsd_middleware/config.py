@@ -1,0 +1,194 @@
+"""Where the options come from: the one place that decides.
+
+First match wins: the filter's own paste section; then the oslo.config files
+named by ``oslo_config_project``/``oslo_config_file`` (oslo.middleware's
+convention) or by MagnetoDB's ``oslo_config_args`` in the paste
+``[DEFAULT]``; then the process's global ``cfg.CONF``. Everything else in
+the package receives a frozen :class:`Settings` and never reads oslo.config.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shlex
+import socket
+import string
+import tempfile
+
+from oslo_config import cfg
+from oslo_config import types
+
+from magnetodb_statsd_middleware import opts
+
+LOG = logging.getLogger(__name__)
+
+# Paste keys that say where oslo.config files are, not option values.
+OSLO_SOURCE_KEYS = ('oslo_config_project', 'oslo_config_file',
+                    'oslo_config_program')
+
+_OPTS_BY_NAME = {opt.dest: opt for opt in opts.STATSD_OPTS}
+_URL_TYPE = types.URI(schemes=['http', 'https'])
+
+
+class ConfigError(ValueError):
+    """A bad ``[statsd]`` setting; the message names the option and value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated, resolved settings of one collector."""
+
+    enabled: bool = False
+    statsd_host: str = '127.0.0.1'
+    statsd_port: int = 8125
+    metric_prefix: str = 'magnetodb'
+    interval: int = 60
+    initial_delay: float = 0.0
+    monitoring_url: str = opts.DEFAULT_MONITORING_URL
+    projects: tuple = ()
+    metrics: tuple = opts.KNOWN_METRICS
+    page_size: int = 1000
+    request_timeout: float = 30.0
+    max_response_bytes: int = 16 * 1024 * 1024
+    max_packet_size: int = 512
+    send_rate: int = 20000
+    lock_path: str = ''
+    healthcheck_url: str = ''
+    host_name: str = ''
+
+
+def default_lock_path(monitoring_url):
+    """Per-host lock file, distinct for each monitored API."""
+    digest = hashlib.sha1(monitoring_url.encode('utf-8')).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(),
+                        'magnetodb-statsd-%s.lock' % digest)
+
+
+def default_host_name():
+    return socket.gethostname().split('.', 1)[0]
+
+
+def _convert(name, value):
+    """Convert a paste string with the option's own oslo.config type."""
+    try:
+        return _OPTS_BY_NAME[name].type(value)
+    except ValueError as exc:
+        raise ConfigError('[statsd] %s = %r is invalid: %s'
+                          % (name, value, exc)) from None
+
+
+def _oslo_conf_from_paste(global_conf, local_conf):
+    """A private ConfigOpts named by the paste config, or None.
+
+    A private object keeps the global ``cfg.CONF`` untouched, so several
+    filters and the application can parse their files independently.
+    """
+    project = local_conf.get('oslo_config_project')
+    config_file = local_conf.get('oslo_config_file')
+    args_template = global_conf.get('oslo_config_args')
+    if project or config_file:
+        args = []
+        files = [config_file] if config_file else None
+    elif args_template:
+        here = global_conf.get('here', os.getcwd())
+        args = shlex.split(
+            string.Template(args_template).safe_substitute(here=here))
+        files = []
+    else:
+        return None
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    try:
+        conf(args, project=project,
+             prog=local_conf.get('oslo_config_program'),
+             default_config_files=files, validate_default_values=True,
+             use_env=False)
+    except (cfg.Error, SystemExit, OSError) as exc:
+        raise ConfigError('[statsd] cannot read the oslo.config files '
+                          '(%s): %s' % (' '.join(args) or config_file,
+                                        exc)) from None
+    return conf
+
+
+def _oslo_values(conf):
+    """Read every ``[statsd]`` value, naming the option on a bad one."""
+    group = getattr(conf, opts.GROUP)
+    values = {}
+    for name in _OPTS_BY_NAME:
+        try:
+            values[name] = getattr(group, name)
+        except (cfg.ConfigFileValueError, ValueError) as exc:
+            raise ConfigError('[statsd] %s is invalid: %s'
+                              % (name, exc)) from None
+    return values
+
+
+def load_settings(global_conf=None, local_conf=None, conf=None):
+    """Resolve the settings of a filter, validated when enabled.
+
+    ``conf`` is the fallback ConfigOpts (the global ``cfg.CONF`` when not
+    given); it is read now, when the collector is being started, never at
+    import time.
+    """
+    global_conf = global_conf or {}
+    local_conf = dict(local_conf or {})
+    for key in sorted(local_conf):
+        if key not in _OPTS_BY_NAME and key not in OSLO_SOURCE_KEYS:
+            LOG.warning('Unknown option %r in the statsd paste section is '
+                        'ignored', key)
+    oslo_conf = _oslo_conf_from_paste(global_conf, local_conf)
+    if oslo_conf is None:
+        oslo_conf = cfg.CONF if conf is None else conf
+        opts.register_opts(oslo_conf)
+
+    if 'enabled' in local_conf:
+        enabled = _convert('enabled', local_conf['enabled'])
+    else:
+        enabled = _oslo_values(oslo_conf)['enabled']
+    if not enabled:
+        return Settings(enabled=False)
+
+    values = _oslo_values(oslo_conf)
+    for name in _OPTS_BY_NAME:
+        if name in local_conf:
+            values[name] = _convert(name, local_conf[name])
+    return _validated(values)
+
+
+def _validated(values):
+    """Checks that one option's type cannot express, and derived defaults."""
+    if not values['metrics']:
+        raise ConfigError('[statsd] metrics = %r is invalid: name size, '
+                          'item_count or both' % ','.join(values['metrics']))
+    projects = tuple(p.strip() for p in values['projects'] if p.strip())
+    url = values['healthcheck_url'] or ''
+    if url:
+        try:
+            _URL_TYPE(url)
+        except ValueError as exc:
+            raise ConfigError('[statsd] healthcheck_url = %r is invalid: %s'
+                              % (url, exc)) from None
+    lock_path = values['lock_path']
+    if lock_path is None:
+        lock_path = default_lock_path(values['monitoring_url'])
+    host_name = values['host_name'] or default_host_name()
+    return Settings(
+        enabled=True,
+        statsd_host=values['statsd_host'],
+        statsd_port=values['statsd_port'],
+        metric_prefix=values['metric_prefix'],
+        interval=values['interval'],
+        initial_delay=values['initial_delay'],
+        monitoring_url=values['monitoring_url'].rstrip('/'),
+        projects=projects,
+        metrics=tuple(dict.fromkeys(values['metrics'])),
+        page_size=values['page_size'],
+        request_timeout=values['request_timeout'],
+        max_response_bytes=values['max_response_bytes'],
+        max_packet_size=values['max_packet_size'],
+        send_rate=values['send_rate'],
+        lock_path=lock_path,
+        healthcheck_url=url,
+        host_name=host_name,
+    )

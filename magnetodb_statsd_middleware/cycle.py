@@ -1,0 +1,94 @@
+"""One collection cycle: monitoring API -> table statistics -> StatsD.
+
+This is where a failure's consequence is decided: gauges of projects read
+before a failure are still true and are sent; totals only follow a complete
+listing; the collector's own metrics say how the cycle went; each failure
+goes to the :class:`~.outages.OutageLog`, which decides what to log.
+"""
+
+import dataclasses
+import time
+
+from magnetodb_statsd_middleware import emitter
+from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import monitoring
+
+MONITORING = 'monitoring API'
+STATSD = 'StatsD'
+DATA = 'monitoring data'
+
+
+@dataclasses.dataclass
+class CycleResult:
+    completed: bool
+    counts: metrics.CycleCounts
+    error: str = ''
+
+
+def _read_listing(settings, client, metric_set, sink):
+    """Send every project's gauges; returns the first error, or ''."""
+    if not settings.projects:
+        for project, tables in client.iter_all_projects():
+            sink.gauges(metric_set.project_gauges(project, tables))
+        return ''
+    first_error = ''
+    for project in settings.projects:
+        try:
+            tables = client.project_tables(project)
+        except monitoring.MonitoringError as exc:
+            first_error = first_error or str(exc)
+            continue
+        sink.gauges(metric_set.project_gauges(project, tables))
+    return first_error
+
+
+def run_cycle(settings, outages, sink_factory=emitter.Emitter):
+    """Collect once and send; never raises for an expected failure."""
+    started = time.monotonic()
+    metric_set = metrics.MetricSet(settings.metrics)
+    counts = metric_set.counts
+    client = monitoring.MonitoringClient(settings)
+    try:
+        with sink_factory(settings) as sink:
+            try:
+                error = _read_listing(settings, client, metric_set, sink)
+            except monitoring.MonitoringError as exc:
+                error = str(exc)
+            if not error and client.bad_rows:
+                error = ('%d listing rows lack a project id; totals are '
+                         'withheld' % client.bad_rows)
+            if error:
+                outages.failed(MONITORING, error)
+            else:
+                outages.succeeded(MONITORING)
+                sink.gauges(metric_set.totals())
+            counts.pages = client.pages
+            counts.rejected += client.bad_rows + sink.oversize
+            _self_metrics(sink, counts, not error,
+                          (time.monotonic() - started) * 1000.0)
+    except emitter.EmitError as exc:
+        outages.failed(STATSD, str(exc))
+        return CycleResult(False, counts, str(exc))
+    finally:
+        client.close()
+    outages.succeeded(STATSD)
+    if counts.rejected:
+        outages.failed(DATA, 'values that are not integers from 0 to '
+                       '2**63-1, or names that cannot be sent, were '
+                       'skipped (see collector.values_rejected)')
+    else:
+        outages.succeeded(DATA)
+    return CycleResult(not error, counts, error)
+
+
+def _self_metrics(sink, counts, completed, duration_ms):
+    sink.timer('collector.cycle_duration', duration_ms)
+    sink.counter('collector.cycles_completed' if completed
+                 else 'collector.cycles_failed', 1)
+    if counts.rejected:
+        sink.counter('collector.values_rejected', counts.rejected)
+    gauges = [('collector.tables', counts.tables),
+              ('collector.pages', counts.pages)]
+    if completed:
+        gauges.append(('collector.last_success', int(time.time())))
+    sink.gauges(gauges)

@@ -1,0 +1,122 @@
+"""Sending metrics to StatsD over UDP, batched and paced.
+
+The ``statsd`` package formats the lines and packs them into datagrams of
+at most ``max_packet_size`` bytes. This module adds what a collector inside
+an API server needs around it: the host is resolved again at every cycle
+(a DNS change needs no restart, a DNS failure only fails that cycle), a
+line that could never fit a datagram is dropped and counted instead of
+being sent oversize, and datagrams are paced to ``send_rate`` so that a
+100,000-table cycle does not overflow the daemon's receive buffer.
+"""
+
+import socket
+import time
+
+import statsd
+
+from magnetodb_statsd_middleware import runtime
+
+# Datagrams handed to the socket between two pacing pauses: large enough
+# that the partly filled last datagram of a batch costs under 1% of fill.
+DATAGRAMS_PER_BATCH = 64
+
+
+class EmitError(Exception):
+    """StatsD cannot be reached at all this cycle; the message is the cause."""
+
+
+def resolve(host, port):
+    """``(address, is_ipv6)`` of the first address ``host`` resolves to."""
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
+                                   socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as exc:
+        raise EmitError('cannot resolve StatsD host %r: %s'
+                        % (host, exc)) from None
+    family, _, _, _, address = infos[0]
+    return address[0], family == socket.AF_INET6
+
+
+class Emitter:
+    """One cycle's StatsD client; use as a context manager."""
+
+    def __init__(self, settings):
+        self._settings = settings
+        self._prefix_length = len(settings.metric_prefix) + 1
+        self._client = None
+        self._pipe = None
+        self._batch_bytes = DATAGRAMS_PER_BATCH * settings.max_packet_size
+        self._pending_bytes = 0
+        self._started = 0.0
+        self.bytes_sent = 0
+        self.lines_sent = 0
+        self.oversize = 0
+
+    def __enter__(self):
+        address, ipv6 = resolve(self._settings.statsd_host,
+                                self._settings.statsd_port)
+        try:
+            # The pipeline sends a datagram while it is shorter than
+            # maxudpsize, hence the + 1.
+            self._client = statsd.StatsClient(
+                address, self._settings.statsd_port,
+                prefix=self._settings.metric_prefix,
+                maxudpsize=self._settings.max_packet_size + 1, ipv6=ipv6)
+        except OSError as exc:
+            raise EmitError('cannot open a UDP socket to %s:%d: %s'
+                            % (address, self._settings.statsd_port,
+                               exc)) from None
+        self._pipe = self._client.pipeline()
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info):
+        try:
+            self.flush()
+        finally:
+            self._client.close()
+
+    def _fits(self, name, text_length):
+        """Whether ``prefix.name:<text>`` fits in one datagram."""
+        length = self._prefix_length + len(name) + 1 + text_length
+        if length > self._settings.max_packet_size:
+            self.oversize += 1
+            return False
+        self._pending_bytes += length
+        self.lines_sent += 1
+        return True
+
+    def gauges(self, gauges):
+        """Queue ``(name, value)`` gauges; values are validated ints."""
+        pipe = self._pipe
+        for name, value in gauges:
+            if self._fits(name, len(str(value)) + 2):
+                pipe.gauge(name, value)
+        if self._pending_bytes >= self._batch_bytes:
+            self.flush()
+
+    def counter(self, name, count):
+        if self._fits(name, len(str(count)) + 2):
+            self._pipe.incr(name, count)
+
+    def timer(self, name, milliseconds):
+        if self._fits(name, len('%0.6f' % milliseconds) + 3):
+            self._pipe.timing(name, milliseconds)
+
+    def flush(self):
+        """Send what is queued, then pause to keep to ``send_rate``."""
+        if not self._pending_bytes:
+            return
+        self._pipe.send()
+        self.bytes_sent += self._pending_bytes
+        self._pending_bytes = 0
+        rate = self._settings.send_rate
+        delay = 0.0
+        if rate:
+            byte_rate = rate * self._settings.max_packet_size
+            due = self._started + self.bytes_sent / byte_rate
+            delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            runtime.cooperative_yield()

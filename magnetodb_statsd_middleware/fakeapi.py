@@ -1,0 +1,255 @@
+"""A MagnetoDB-compatible monitoring API, quirks included, as a WSGI app.
+
+The demo, the tests and the benchmarks serve it where the real
+``monitoring_app`` would stand in ``api-paste.ini``. It follows
+``shared/reference/magnetodb-monitoring-api.md`` to the letter: rows ordered
+by the token of the project id (not alphabetically), the ``usage_detailes``
+spelling, overlapping pages, ``last_evaluated_table`` dropping the rest of a
+project, HTTP 500 for ``limit`` sent with ``last_evaluated_project``.
+
+Tests inject faults and read request counts through ``<base>/_fixture``
+when the app is built with ``control = true``.
+"""
+
+import bisect
+import dataclasses
+import hashlib
+import random
+import time
+
+import webob
+import webob.dec
+import webob.exc
+
+# What the fixture can be told to do wrong, on every monitoring request.
+FAULTS = ('none', 'http500', 'http404', 'hang', 'not_json', 'wrong_shape',
+          'missing_fields', 'huge', 'endless', 'negative')
+
+_PREFIX = '/v1/monitoring/projects'
+
+
+@dataclasses.dataclass
+class Table:
+    name: str
+    status: str = 'ACTIVE'
+    size: int = 0
+    item_count: int = 0
+
+
+def token(project):
+    """Stand-in for Cassandra's token order of project ids."""
+    return hashlib.sha1(project.encode('utf-8')).hexdigest()
+
+
+def build_dataset(projects=3, tables=5, big=(), seed=0, odd_names=True):
+    """A deterministic ``{project: [Table]}``.
+
+    ``projects`` ordinary projects of ``tables`` tables each, plus one
+    project per number in ``big`` with that many tables. Some tables are
+    not ACTIVE, and with ``odd_names`` a few names need sanitizing.
+    """
+    rng = random.Random(seed)
+    sizes = [tables] * projects + list(big)
+    dataset = {}
+    for index, count in enumerate(sizes):
+        project = hashlib.md5(('%d-%d' % (seed, index)).encode()).hexdigest()
+        rows = []
+        for number in range(count):
+            name = 'table_%05d' % number
+            if odd_names and number % 97 == 3:
+                name = 'odd.name-%05d' % number
+            status = 'ACTIVE'
+            if number % 50 == 7:
+                status = rng.choice(('CREATING', 'DELETING',
+                                     'CREATE_FAILED'))
+            items = rng.randrange(0, 10 ** 6)
+            rows.append(Table(name, status, items * rng.randrange(50, 400),
+                              items))
+        dataset[project] = rows
+    return dataset
+
+
+def _usage(table, metrics):
+    if table.status != 'ACTIVE':
+        return {}
+    return {metric: getattr(table, metric) for metric in metrics}
+
+
+class FakeMonitoringAPI:
+    """The monitoring API over an in-memory dataset (see module doc)."""
+
+    def __init__(self, dataset, default_limit=1000, control=False,
+                 growth=0.0):
+        self.default_limit = default_limit
+        self.control = control
+        self.growth = growth
+        self.fault = 'none'
+        self.requests = 0
+        self.listing_requests = 0
+        self._started = time.monotonic()
+        self.load(dataset)
+
+    def load(self, dataset):
+        """Replace the data; rows are kept in the server's order."""
+        self._projects = sorted(dataset, key=token)
+        self._tokens = [token(p) for p in self._projects]
+        self._tables = {p: sorted(dataset[p], key=lambda t: t.name)
+                        for p in self._projects}
+
+    # Listing semantics
+
+    def _rows_after(self, project, limit):
+        """Rows of the projects after ``project`` in token order."""
+        start = bisect.bisect_right(self._tokens, token(project))
+        rows = []
+        for other in self._projects[start:]:
+            for table in self._tables[other]:
+                if len(rows) >= limit:
+                    return rows
+                rows.append((other, table))
+        return rows
+
+    def listing(self, limit, last_project=None, last_table=None):
+        """``(project, Table)`` rows of one page, as the server picks them."""
+        if last_project is None:
+            rows = []
+            for project in self._projects:
+                for table in self._tables[project]:
+                    if len(rows) >= limit:
+                        return rows
+                    rows.append((project, table))
+            return rows
+        own = self._tables.get(last_project, [])
+        if last_table is None:
+            rows = [(last_project, t) for t in own]
+        else:
+            rows = [(last_project, t) for t in own if t.name == last_table]
+        if len(rows) >= limit:
+            return rows
+        return rows + self._rows_after(last_project, limit - len(rows))
+
+    # WSGI
+
+    @webob.dec.wsgify
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith(_PREFIX):
+            path = path[len(_PREFIX):]
+        parts = [p for p in path.split('/') if p]
+        if parts[:1] == ['_fixture'] and self.control:
+            return self._control(request, parts[1:])
+        self.requests += 1
+        if request.method != 'GET':
+            raise webob.exc.HTTPMethodNotAllowed()
+        if self.fault != 'none':
+            return self._faulty(request)
+        metrics = request.GET.get('metrics', 'size,item_count').split(',')
+        if any(m not in ('size', 'item_count') for m in metrics):
+            raise webob.exc.HTTPInternalServerError()
+        if not parts:
+            self.listing_requests += 1
+            body = self._listing_body(request, metrics)
+        elif len(parts) == 1:
+            body = [{'table_name': t.name,
+                     'usage_detailes': self._grown(_usage(t, metrics))}
+                    for t in self._tables.get(parts[0], [])
+                    if t.status == 'ACTIVE']
+        elif len(parts) == 3 and parts[1] == 'tables':
+            found = [t for t in self._tables.get(parts[0], [])
+                     if t.name == parts[2]]
+            if not found:
+                raise webob.exc.HTTPNotFound()
+            body = self._grown(_usage(found[0], metrics))
+        else:
+            raise webob.exc.HTTPNotFound()
+        return webob.Response(json=body)
+
+    def _listing_body(self, request, metrics):
+        params = request.GET
+        last_project = params.get('last_evaluated_project')
+        if 'limit' in params and last_project is not None:
+            # The Python 2 server compares a str limit with an int.
+            raise webob.exc.HTTPInternalServerError()
+        limit = int(params.get('limit', self.default_limit))
+        rows = self.listing(limit, last_project,
+                            params.get('last_evaluated_table'))
+        return [{'tenant': project, 'name': table.name,
+                 'status': table.status,
+                 'usage_detailes': self._grown(_usage(table, metrics))}
+                for project, table in rows]
+
+    def _grown(self, usage):
+        """The demo's tables grow with time; tests keep growth at 0."""
+        if not self.growth or not usage:
+            return usage
+        factor = 1 + self.growth * (time.monotonic() - self._started)
+        return {k: int(v * factor) for k, v in usage.items()}
+
+    def _faulty(self, request):
+        fault = self.fault
+        if fault == 'http500':
+            raise webob.exc.HTTPInternalServerError()
+        if fault == 'http404':
+            raise webob.exc.HTTPNotFound()
+        while self.fault == 'hang':
+            time.sleep(0.05)
+        if fault == 'not_json':
+            return webob.Response('<html>maintenance</html>',
+                                  content_type='text/html')
+        if fault == 'wrong_shape':
+            return webob.Response(json={'tables': []})
+        if fault == 'missing_fields':
+            return webob.Response(json=[{'name': 'orphan',
+                                         'usage_detailes': {'size': 1}}])
+        if fault == 'huge':
+            return webob.Response(app_iter=_endless_json(),
+                                  content_type='application/json')
+        if fault == 'negative':
+            project = self._projects[0]
+            return webob.Response(json=[
+                {'tenant': project, 'name': 'bad', 'status': 'ACTIVE',
+                 'usage_detailes': {'size': -1, 'item_count': 1.5}}])
+        # 'endless': always a full page of brand-new projects.
+        self.listing_requests += 1
+        limit = int(request.GET.get('limit', self.default_limit))
+        stamp = '%d-%d' % (self.requests, time.monotonic_ns())
+        return webob.Response(json=[
+            {'tenant': 'endless-%s-%d' % (stamp, i), 'name': 'table',
+             'status': 'ACTIVE', 'usage_detailes': {'size': 1}}
+            for i in range(limit)])
+
+    def _control(self, request, parts):
+        if request.method == 'POST' and parts == ['fault']:
+            fault = request.GET.get('name', 'none')
+            if fault not in FAULTS:
+                raise webob.exc.HTTPBadRequest()
+            self.fault = fault
+        return webob.Response(json={'requests': self.requests,
+                                    'listing_requests': self.listing_requests,
+                                    'fault': self.fault})
+
+
+def _endless_json():
+    yield b'['
+    row = b'{"tenant": "x", "name": "y", "usage_detailes": {}},'
+    chunk = row * 1000
+    while True:
+        yield chunk
+
+
+def app_factory(global_conf, **local_conf):
+    """Paste app factory: ``paste.app_factory = ...fakeapi:app_factory``.
+
+    Keys: ``projects``, ``tables`` (per project), ``big`` (comma-separated
+    sizes of extra projects), ``seed``, ``page_size`` (the server's default
+    limit), ``growth`` (per second, for the demo), ``control`` (true to
+    allow fault injection).
+    """
+    big = tuple(int(n) for n in local_conf.get('big', '').split(',') if n)
+    dataset = build_dataset(projects=int(local_conf.get('projects', 3)),
+                            tables=int(local_conf.get('tables', 5)),
+                            big=big, seed=int(local_conf.get('seed', 0)))
+    return FakeMonitoringAPI(
+        dataset, default_limit=int(local_conf.get('page_size', 1000)),
+        control=local_conf.get('control', 'false').lower() == 'true',
+        growth=float(local_conf.get('growth', 0)))

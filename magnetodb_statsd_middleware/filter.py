@@ -1,0 +1,43 @@
+"""The paste filter: a constant-time check on the request path, no more.
+
+Example ``api-paste.ini`` (see ``etc/api-paste.ini.sample``)::
+
+    [pipeline:monitoring_api]
+    pipeline = connection_handler probe_filter faultwrapper rate_limit
+               contextwrapper statsd monitoring_app
+
+    [filter:statsd]
+    paste.filter_factory = magnetodb_statsd_middleware:filter_factory
+    # any [statsd] option may be set here too, and wins over the oslo value
+    interval = 60
+"""
+
+from magnetodb_statsd_middleware import config
+from magnetodb_statsd_middleware import scheduler
+
+
+class StatsdFilter:
+    """Passes every request through; starts the collector when it is owed.
+
+    The collector starts when the filter is built. The only work done per
+    request is reading one boolean, which is True after a fork (the child
+    must start its own collector) or after the loop died.
+    """
+
+    def __init__(self, app, process=scheduler.PROCESS):
+        self.app = app
+        self._process = process
+
+    def __call__(self, environ, start_response):
+        if self._process.needs_start:
+            self._process.start_from_request()
+        return self.app(environ, start_response)
+
+
+def filter_factory(global_conf, **local_conf):
+    """Paste filter factory; a bad option fails the paste load here."""
+    settings = config.load_settings(global_conf, local_conf)
+    if not settings.enabled:
+        return lambda app: app
+    scheduler.PROCESS.ensure_started(settings)
+    return StatsdFilter

@@ -1,0 +1,39 @@
+"""Greenthread or native thread: the one place that decides.
+
+magnetodb-api-server monkey-patches the process with eventlet, and there a
+background job must be a greenthread that yields to the hub. gunicorn's
+sync and gthread workers and uWSGI have no hub: a greenthread would never
+run, so the job is a native daemon thread. This module never imports
+eventlet into a process that has not already imported it, and never
+patches anything.
+"""
+
+import sys
+import threading
+import time
+
+
+def eventlet_patched():
+    """True when eventlet has monkey-patched threads and sockets here."""
+    if 'eventlet' not in sys.modules:
+        return False
+    from eventlet import patcher
+    return (patcher.is_monkey_patched('thread')
+            and patcher.is_monkey_patched('socket'))
+
+
+def spawn(function, name):
+    """Run ``function()`` in the background; returns a handle to join.
+
+    Under eventlet's patched ``threading`` a Thread is a greenthread, so
+    one code path serves both runtimes; the Thread is a daemon so that it
+    never keeps a process from exiting.
+    """
+    thread = threading.Thread(target=function, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def cooperative_yield():
+    """Let other greenthreads (or threads) run during a long computation."""
+    time.sleep(0)

@@ -1,0 +1,160 @@
+"""The background collector: one per process, never overlapping, never dead.
+
+:class:`Scheduler` runs cycles every ``interval`` seconds in the runtime
+chosen by :mod:`.runtime`, only while this process holds the host lock.
+The module-level :data:`PROCESS` keeps one scheduler per process: the first
+enabled filter starts it, a process forked later starts its own at its
+first request (``os.register_at_fork`` drops what the parent left), and a
+loop that died anyway is restarted from the request path.
+"""
+
+import atexit
+import logging
+import os
+import threading
+import time
+
+from magnetodb_statsd_middleware import cycle
+from magnetodb_statsd_middleware import election
+from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware import runtime
+
+LOG = logging.getLogger(__name__)
+
+LOCK = 'host lock'
+LOOP = 'collector loop'
+
+
+class Scheduler:
+    """Runs :func:`cycle.run_cycle` every interval while elected."""
+
+    def __init__(self, settings, on_death=None):
+        self.settings = settings
+        self._on_death = on_death
+        self.outages = outages.OutageLog()
+        self.lock = election.HostLock(settings.lock_path)
+        self._stop = threading.Event()
+        self._thread = None
+        self.cycles = 0
+
+    def start(self):
+        LOG.info('StatsD collector starting in pid %d (%s), every %ds, '
+                 'sending to %s:%d', os.getpid(),
+                 'greenthread' if runtime.eventlet_patched() else 'thread',
+                 self.settings.interval, self.settings.statsd_host,
+                 self.settings.statsd_port)
+        self._thread = runtime.spawn(self._run, 'magnetodb-statsd')
+
+    def stop(self, timeout=5.0):
+        """Stop after the current step and release the lock."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self):
+        try:
+            if self._stop.wait(self.settings.initial_delay):
+                return
+            while True:
+                started = time.monotonic()
+                self._step()
+                remaining = started + self.settings.interval - time.monotonic()
+                if self._stop.wait(max(0.0, remaining)):
+                    return
+        finally:
+            self.lock.release()
+            if not self._stop.is_set() and self._on_death is not None:
+                LOG.error('The StatsD collector loop stopped unexpectedly')
+                self._on_death()
+
+    def _step(self):
+        """One interval's work; no exception leaves it."""
+        try:
+            if not self._elected():
+                return
+            cycle.run_cycle(self.settings, self.outages)
+            self.cycles += 1
+            self.outages.succeeded(LOOP)
+        except Exception as exc:  # a bug must not stop the loop
+            self.outages.failed(LOOP, 'unexpected %s: %s'
+                                % (type(exc).__name__, exc), exc_info=True)
+
+    def _elected(self):
+        was_held = self.lock.held
+        try:
+            held = self.lock.acquire()
+        except election.LockError as exc:
+            self.outages.failed(LOCK, str(exc))
+            return False
+        self.outages.succeeded(LOCK)
+        if held and not was_held and self.lock.path:
+            LOG.info('pid %d holds %s: this process collects for the host',
+                     os.getpid(), self.lock.path)
+        return held
+
+
+class ProcessCollector:
+    """The one scheduler of this process, and how it is (re)started."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self.scheduler = None
+        self.settings = None
+        # Read on every request: True when a start is owed from there.
+        self.needs_start = False
+        os.register_at_fork(after_in_child=self._after_fork)
+        atexit.register(self.stop)
+
+    def ensure_started(self, settings):
+        """Start the collector with ``settings`` unless one runs already."""
+        with self._guard:
+            if self.settings is not None and self.settings != settings:
+                LOG.warning('Another statsd filter in this process has '
+                            'different settings; the first one built is '
+                            'used')
+                return
+            self.settings = settings
+            self._start_locked()
+
+    def start_from_request(self):
+        """Called by a request when :attr:`needs_start` is set; never
+        raises into the request."""
+        try:
+            with self._guard:
+                if self.needs_start:
+                    self._start_locked()
+        except Exception:
+            LOG.exception('Cannot start the StatsD collector')
+
+    def _start_locked(self):
+        if self.scheduler is not None and self.scheduler.alive:
+            self.needs_start = False
+            return
+        self.scheduler = Scheduler(self.settings, self._loop_died)
+        self.scheduler.start()
+        self.needs_start = False
+
+    def _loop_died(self):
+        """The next request restarts the loop."""
+        self.needs_start = True
+
+    def stop(self):
+        scheduler = self.scheduler
+        if scheduler is not None:
+            scheduler.stop()
+
+    def _after_fork(self):
+        """In a forked child: nothing of the parent's collector may act."""
+        self._guard = threading.Lock()
+        if self.scheduler is not None:
+            self.scheduler.lock.release()
+            self.scheduler = None
+        self.needs_start = self.settings is not None
+
+
+PROCESS = ProcessCollector()

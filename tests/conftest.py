@@ -1,0 +1,47 @@
+"""Fixtures around the real peers of tests/peers.py."""
+
+import os
+
+import pytest
+
+import peers
+
+
+@pytest.fixture
+def serve():
+    """``serve(app)`` -> LoopbackServer, shut down after the test."""
+    servers = []
+
+    def start(app):
+        server = peers.LoopbackServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if hasattr(server.app, 'fault'):
+            server.app.fault = 'none'  # release hanging requests
+        server.close()
+
+
+@pytest.fixture
+def udp():
+    receiver = peers.UDPReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope='session')
+def statsd_daemon(tmp_path_factory):
+    daemon = peers.StatsdDaemon(str(tmp_path_factory.mktemp('statsd')))
+    yield daemon
+    daemon.stop()
+
+
+_prefix_counter = iter(range(1, 10 ** 6))
+
+
+@pytest.fixture
+def prefix():
+    """A metric prefix of the test's own, so that gauges never mix."""
+    return 'test%d_%d' % (os.getpid(), next(_prefix_counter))

@@ -1,0 +1,208 @@
+"""Real peers for the tests: a loopback monitoring API, a real Etsy statsd
+daemon read back through its management port, plain UDP receivers, and
+the expected gauges of a dataset, computed independently of the package."""
+
+import json
+import os
+import re
+import socket
+import socketserver
+import subprocess
+import threading
+import time
+import urllib.request
+from wsgiref import simple_server
+
+from magnetodb_statsd_middleware import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATSD_JS = os.environ.get(
+    'STATSD_JS',
+    os.path.join(ROOT, '.cache', 'statsd', 'node_modules', 'statsd',
+                 'stats.js'))
+MONITORING_PATH = '/v1/monitoring/projects'
+
+
+def wait_for(condition, timeout=20.0, interval=0.05, message='condition'):
+    """Poll ``condition`` until it returns a true value, or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError('timed out after %gs waiting for %s'
+                                 % (timeout, message))
+        time.sleep(interval)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
+    daemon_threads = True
+
+
+class LoopbackServer:
+    """A WSGI app served over real loopback HTTP in a thread."""
+
+    def __init__(self, app):
+        self.app = app
+        self._server = simple_server.make_server(
+            '127.0.0.1', 0, app, server_class=_ThreadingServer,
+            handler_class=_QuietHandler)
+        self.port = self._server.server_address[1]
+        self.url = 'http://127.0.0.1:%d%s' % (self.port, MONITORING_PATH)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class UDPReceiver:
+    """Collects the datagrams sent to it."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.settimeout(0.3)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams = []
+
+    def drain(self):
+        """Read until the socket stays quiet for 0.3 s."""
+        try:
+            while True:
+                self.datagrams.append(self.sock.recv(65536))
+        except socket.timeout:
+            pass
+        return self.datagrams
+
+    @property
+    def lines(self):
+        return [line for data in self.datagrams
+                for line in data.decode('ascii').split('\n')]
+
+    def close(self):
+        self.sock.close()
+
+
+_GAUGE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
+                    r"(-?[0-9][0-9.e+]*)")
+
+
+class StatsdDaemon:
+    """The real Etsy statsd daemon, read back through its management port."""
+
+    def __init__(self, workdir):
+        if not os.path.exists(STATSD_JS):
+            raise RuntimeError('the statsd daemon is not installed at %s: '
+                               'run tools/install-statsd.sh' % STATSD_JS)
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.mgmt_port = free_port()
+        conf = os.path.join(workdir, 'statsd.js')
+        with open(conf, 'w') as f:
+            f.write('{ port: %d, address: "127.0.0.1", mgmt_port: %d, '
+                    'mgmt_address: "127.0.0.1", flushInterval: 60000, '
+                    'backends: [] }' % (self.port, self.mgmt_port))
+        self.log = open(os.path.join(workdir, 'statsd.log'), 'w')
+        self.process = subprocess.Popen(['node', STATSD_JS, conf],
+                                        stdout=self.log, stderr=self.log)
+        wait_for(self._answers, message='the statsd daemon to start')
+
+    def _answers(self):
+        try:
+            self.command('health', end=b'\n')
+            return True
+        except OSError:
+            return False
+
+    def command(self, command, end=b'END\n\n'):
+        """Send a management command and read its whole answer."""
+        with socket.create_connection(('127.0.0.1', self.mgmt_port),
+                                      timeout=10) as sock:
+            sock.sendall(command.encode() + b'\n')
+            data = b''
+            while not data.endswith(end):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            return data.decode()
+
+    def gauges(self, prefix=''):
+        text = self.command('gauges')
+        return {(quoted or bare): float(value)
+                for quoted, bare, value in _GAUGE.findall(text)
+                if (quoted or bare).startswith(prefix)}
+
+    def stats(self):
+        text = self.command('stats')
+        return dict(line.split(': ', 1) for line in text.splitlines()
+                    if ': ' in line)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+def make_settings(**overrides):
+    values = dict(enabled=True, lock_path='', interval=1, statsd_port=1)
+    values.update(overrides)
+    return config.Settings(**values)
+
+
+def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
+    """What StatsD must hold for ``dataset`` (computed independently)."""
+    from magnetodb_statsd_middleware.metrics import safe_name
+    gauges = {}
+    totals = dict.fromkeys(metrics, 0)
+    tables = 0
+    for project, rows in dataset.items():
+        sums = dict.fromkeys(metrics, 0)
+        for table in rows:
+            tables += 1
+            if table.status != 'ACTIVE':
+                continue
+            for metric in metrics:
+                value = getattr(table, metric)
+                gauges['%s.tables.%s.%s.%s' % (prefix, project,
+                                               safe_name(table.name),
+                                               metric)] = value
+                sums[metric] += value
+        for metric in metrics:
+            gauges['%s.projects.%s.%s' % (prefix, project, metric)] = \
+                sums[metric]
+            totals[metric] += sums[metric]
+        gauges['%s.projects.%s.tables' % (prefix, project)] = len(rows)
+    for metric in metrics:
+        gauges['%s.totals.%s' % (prefix, metric)] = totals[metric]
+    gauges['%s.totals.tables' % prefix] = tables
+    gauges['%s.totals.projects' % prefix] = len(dataset)
+    return gauges
+
+
+def fixture_stats(base_url):
+    """Request counts of a FakeMonitoringAPI built with control = true."""
+    with urllib.request.urlopen(base_url + '/_fixture', timeout=10) as r:
+        return json.load(r)
+
+
+def set_fault(base_url, name):
+    request = urllib.request.Request(base_url + '/_fixture/fault?name=' +
+                                     name, data=b'', method='POST')
+    urllib.request.urlopen(request, timeout=10).read()
+

@@ -26,6 +26,7 @@ setuptools.setup(
             'gunicorn>=21',
             'Paste>=3.5',
             'PasteDeploy>=3.0',
+            'fixtures>=4',
             'pytest>=7',
             'pytest-timeout>=2',
         ],

@@ -52,7 +52,7 @@ class Settings:
     request_timeout: float = 30.0
     max_response_bytes: int = 16 * 1024 * 1024
     max_packet_size: int = 512
-    send_rate: int = 20000
+    send_rate: int = 5000
     lock_path: str = ''
     healthcheck_url: str = ''
     host_name: str = ''

@@ -187,7 +187,7 @@ class MonitoringClient:
                 raise socket.timeout()
             if self._conn.sock is not None:
                 self._conn.sock.settimeout(remaining)
-            chunk = response.read1(_READ_CHUNK)
+            chunk = response.read(_READ_CHUNK)
             if not chunk:
                 break
             size += len(chunk)

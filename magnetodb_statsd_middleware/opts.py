@@ -81,7 +81,7 @@ STATSD_OPTS = [
              'on any path; 1432 fits a 1500-byte Ethernet MTU. Several '
              'metric lines share a datagram up to this size.'),
     cfg.IntOpt(
-        'send_rate', default=20000, min=0,
+        'send_rate', default=5000, min=0,
         help='Most datagrams sent to StatsD per second, 0 for no limit. '
              'A burst of thousands of datagrams overflows the daemon\'s '
              'receive buffer and is silently lost; pacing keeps every '

@@ -45,3 +45,20 @@ _prefix_counter = iter(range(1, 10 ** 6))
 def prefix():
     """A metric prefix of the test's own, so that gauges never mix."""
     return 'test%d_%d' % (os.getpid(), next(_prefix_counter))
+
+
+@pytest.fixture
+def api_server(tmp_path):
+    """``api_server(conf, **options)`` -> a started peers.APIServer."""
+    servers = []
+
+    def start(conf, **options):
+        workdir = tmp_path / ('server%d' % len(servers))
+        workdir.mkdir()
+        server = peers.APIServer(str(workdir), conf, **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -8,6 +8,7 @@ import re
 import socket
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -99,7 +100,7 @@ class UDPReceiver:
         self.sock.close()
 
 
-_GAUGE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
+_VALUE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
                     r"(-?[0-9][0-9.e+]*)")
 
 
@@ -142,11 +143,17 @@ class StatsdDaemon:
                 data += chunk
             return data.decode()
 
-    def gauges(self, prefix=''):
-        text = self.command('gauges')
+    def _values(self, command, prefix):
+        found = _VALUE.findall(self.command(command))
         return {(quoted or bare): float(value)
-                for quoted, bare, value in _GAUGE.findall(text)
+                for quoted, bare, value in found
                 if (quoted or bare).startswith(prefix)}
+
+    def gauges(self, prefix=''):
+        return self._values('gauges', prefix)
+
+    def counters(self, prefix=''):
+        return self._values('counters', prefix)
 
     def stats(self):
         text = self.command('stats')
@@ -206,3 +213,100 @@ def set_fault(base_url, name):
                                      name, data=b'', method='POST')
     urllib.request.urlopen(request, timeout=10).read()
 
+
+
+PASTE_INI = """\
+[DEFAULT]
+oslo_config_args = --config-file $here/magnetodb-api.conf
+
+[composite:main]
+use = egg:Paste#urlmap
+/v1/data = rest_api
+/v1/monitoring/projects = monitoring_api
+
+[pipeline:rest_api]
+pipeline = statsd data_app
+
+[pipeline:monitoring_api]
+pipeline = statsd monitoring_app
+
+[filter:statsd]
+paste.filter_factory = magnetodb_statsd_middleware:filter_factory
+{filter_options}
+
+[app:data_app]
+paste.app_factory = apps:echo_app_factory
+{data_options}
+
+[app:monitoring_app]
+paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
+control = true
+{fixture_options}
+"""
+
+
+class APIServer:
+    """magnetodb-api stand-in in a subprocess: eventlet.wsgi or gunicorn.
+
+    The ini is shaped like MagnetoDB's (urlmap composite, oslo_config_args)
+    and lists the statsd filter in two pipelines; the monitoring app is the
+    fake API, so the collector reads its own server over loopback.
+    """
+
+    def __init__(self, workdir, conf, server='eventlet', workers=3,
+                 preload=False, filter_options='', fixture_options='',
+                 data_options='', port=None):
+        self.port = port or free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.monitoring_url = self.url + MONITORING_PATH
+        ini = os.path.join(workdir, 'api-paste.ini')
+        with open(ini, 'w') as f:
+            f.write(PASTE_INI.format(filter_options=filter_options,
+                                     fixture_options=fixture_options,
+                                     data_options=data_options))
+        with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
+            f.write(conf.replace('$api', self.monitoring_url))
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ, PYTHONPATH=here, PYTHONUNBUFFERED='1')
+        if server == 'eventlet':
+            command = [sys.executable, os.path.join(here, 'apiserver.py'),
+                       ini, str(self.port)]
+        else:
+            command = [sys.executable, '-m', 'gunicorn', '--paste', ini,
+                       '--bind', '127.0.0.1:%d' % self.port,
+                       '--workers', str(workers), '--worker-class', server,
+                       '--threads', '4', '--graceful-timeout', '5']
+            if preload:
+                command.append('--preload')
+        self.log_path = os.path.join(workdir, 'server.log')
+        self._log = open(self.log_path, 'w')
+        self.process = subprocess.Popen(command, stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def get(self, path='/v1/data', timeout=10):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return r.status, r.read()
+
+    def wait_ready(self):
+        def answers():
+            try:
+                return self.get()[0] == 200
+            except OSError:
+                assert self.process.poll() is None, self.log
+                return False
+        wait_for(answers, message='the API server to answer')
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()

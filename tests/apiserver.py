@@ -1,0 +1,24 @@
+"""Serve a paste ini like ``magnetodb-api-server`` does.
+
+``python apiserver.py INI PORT``: eventlet monkey-patches everything first,
+then the paste app is loaded and served by eventlet.wsgi.
+"""
+
+import sys
+
+import eventlet
+
+eventlet.patcher.monkey_patch(all=True)
+
+import eventlet.wsgi  # noqa: E402
+from paste import deploy  # noqa: E402
+
+
+def main(ini, port):
+    app = deploy.loadapp('config:' + ini)
+    eventlet.wsgi.server(eventlet.listen(('127.0.0.1', int(port))), app,
+                         log_output=False)
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:3])

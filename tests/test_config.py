@@ -1,0 +1,149 @@
+"""Where options come from, and how bad ones are refused."""
+
+import logging
+
+import pytest
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+
+from magnetodb_statsd_middleware import config
+from magnetodb_statsd_middleware import filter as statsd_filter
+from magnetodb_statsd_middleware import opts
+
+
+@pytest.fixture
+def conf():
+    """A fresh ConfigOpts standing in for the global cfg.CONF."""
+    fixture = config_fixture.Config(cfg.ConfigOpts())
+    fixture.setUp()
+    opts.register_opts(fixture.conf)
+    fixture.conf([])
+    yield fixture
+    fixture.cleanUp()
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_disabled_by_default_and_nothing_validated(conf):
+    settings = config.load_settings({}, {'interval': 'not a number'},
+                                    conf=conf.conf)
+    assert settings == config.Settings(enabled=False)
+
+
+def test_global_conf_is_the_last_resort(conf):
+    conf.config(group='statsd', enabled=True, interval=7,
+                metrics=['size'], projects=['a', ' b '])
+    settings = config.load_settings({}, {}, conf=conf.conf)
+    assert settings.enabled and settings.interval == 7
+    assert settings.metrics == ('size',)
+    assert settings.projects == ('a', 'b')
+    assert settings.lock_path == config.default_lock_path(
+        opts.DEFAULT_MONITORING_URL)
+    assert settings.host_name == config.default_host_name()
+
+
+def test_paste_values_win_and_are_converted(conf):
+    conf.config(group='statsd', enabled=True, interval=7, statsd_port=1)
+    settings = config.load_settings(
+        {}, {'interval': '30', 'metrics': 'item_count',
+             'initial_delay': '0.5', 'lock_path': ''}, conf=conf.conf)
+    assert settings.interval == 30 and settings.statsd_port == 1
+    assert settings.metrics == ('item_count',)
+    assert settings.initial_delay == 0.5
+    assert settings.lock_path == ''
+    assert conf.conf.statsd.interval == 7  # cfg.CONF is never changed
+
+
+def test_oslo_config_args_with_here(conf, tmp_path):
+    _write(tmp_path, 'magnetodb-api.conf',
+           '[DEFAULT]\nverbose = true\n[statsd]\nenabled = true\n'
+           'interval = 11\nstatsd_host = ::1\n[other]\nx = 1\n')
+    global_conf = {
+        'here': str(tmp_path),
+        'oslo_config_args': '--config-file $here/magnetodb-api.conf'}
+    settings = config.load_settings(global_conf, {}, conf=conf.conf)
+    assert settings.interval == 11 and settings.statsd_host == '::1'
+
+
+def test_oslo_config_file_in_the_paste_section(conf, tmp_path):
+    path = _write(tmp_path, 'statsd.conf',
+                  '[statsd]\nenabled = true\nmetric_prefix = prod.mdb\n')
+    settings = config.load_settings(
+        {}, {'oslo_config_file': path, 'interval': '5'}, conf=conf.conf)
+    assert settings.metric_prefix == 'prod.mdb' and settings.interval == 5
+
+
+def test_the_lock_path_follows_the_monitoring_url():
+    one = config.default_lock_path('http://127.0.0.1:8480/v1/monitoring/projects')
+    two = config.default_lock_path('http://127.0.0.1:9480/v1/monitoring/projects')
+    assert one != two
+    assert one.endswith('.lock') and 'magnetodb-statsd-' in one
+
+
+@pytest.mark.parametrize('key, value', [
+    ('interval', '0'), ('interval', 'soon'), ('statsd_port', '70000'),
+    ('metrics', 'size,bytes'), ('metrics', ''), ('enabled', 'maybe'),
+    ('metric_prefix', 'a..b'), ('metric_prefix', 'a b'),
+    ('monitoring_url', 'ftp://x/y'), ('statsd_host', 'bad host!'),
+    ('healthcheck_url', 'not a url'), ('max_packet_size', '10'),
+    ('initial_delay', '-1'),
+])
+def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
+    conf.config(group='statsd', enabled=True)
+    with pytest.raises(config.ConfigError) as error:
+        config.load_settings({}, {key: value}, conf=conf.conf)
+    message = str(error.value)
+    assert key in message and repr(value) in message
+    assert '\n' not in message
+
+
+def test_a_bad_value_in_a_config_file_names_the_option(conf, tmp_path):
+    path = _write(tmp_path, 'bad.conf',
+                  '[statsd]\nenabled = true\ninterval = often\n')
+    with pytest.raises(config.ConfigError, match='interval'):
+        config.load_settings({}, {'oslo_config_file': path}, conf=conf.conf)
+
+
+def test_a_missing_config_file_is_a_clear_error(conf, tmp_path):
+    global_conf = {'here': str(tmp_path),
+                   'oslo_config_args': '--config-file $here/missing.conf'}
+    with pytest.raises(config.ConfigError, match='missing.conf'):
+        config.load_settings(global_conf, {}, conf=conf.conf)
+
+
+def test_an_unknown_paste_key_is_warned_about(conf, caplog):
+    caplog.set_level(logging.WARNING)
+    config.load_settings({}, {'intervall': '5'}, conf=conf.conf)
+    assert "'intervall'" in caplog.text
+
+
+def test_disabled_filter_is_the_app_itself(conf, monkeypatch):
+    monkeypatch.setattr(cfg, 'CONF', conf.conf)
+    app = object()
+    assert statsd_filter.filter_factory({}, enabled='false')(app) is app
+
+
+def test_list_opts_names_every_option():
+    ((group, listed),) = opts.list_opts()
+    assert group == 'statsd'
+    assert {o.name for o in listed} >= {
+        'enabled', 'statsd_host', 'statsd_port', 'metric_prefix',
+        'interval', 'initial_delay', 'monitoring_url', 'projects',
+        'metrics', 'page_size', 'request_timeout', 'max_response_bytes',
+        'max_packet_size', 'lock_path', 'healthcheck_url', 'host_name'}
+    assert all(o.help for o in listed)
+
+
+def test_entry_points_load():
+    from importlib import metadata
+    points = metadata.entry_points()
+    (paste,) = [p for p in points.select(group='paste.filter_factory')
+                if p.name == 'statsd']
+    assert paste.load() is statsd_filter.filter_factory
+    (lister,) = [p for p in points.select(group='oslo.config.opts')
+                 if p.name == 'magnetodb_statsd_middleware']
+    assert lister.load() is opts.list_opts

@@ -1,0 +1,85 @@
+"""Datagrams on the wire: sizes, batching, pacing, resolution."""
+
+import socket
+
+import pytest
+
+import peers
+from magnetodb_statsd_middleware import emitter
+
+
+def _send(udp, gauges, **settings):
+    settings.setdefault('statsd_port', udp.port)
+    settings.setdefault('statsd_host', '127.0.0.1')
+    with emitter.Emitter(peers.make_settings(**settings)) as sink:
+        sink.gauges(gauges)
+    udp.drain()
+    return sink
+
+
+@pytest.mark.parametrize('size', [64, 512, 1432])
+def test_datagrams_never_exceed_max_packet_size(udp, size):
+    gauges = [('tables.p.t%d.size' % i, i * 7919) for i in range(3000)]
+    _send(udp, gauges, max_packet_size=size, send_rate=0)
+    assert max(len(d) for d in udp.datagrams) <= size
+    assert udp.lines == ['magnetodb.%s:%d|g' % g for g in gauges]
+    fill = sum(len(d) for d in udp.datagrams) / (len(udp.datagrams) * size)
+    assert fill > (0.9 if size >= 512 else 0.5)
+
+
+def test_a_line_that_cannot_fit_is_dropped_and_counted(udp):
+    sink = _send(udp, [('x' * 600, 1), ('ok', 2)], max_packet_size=512)
+    assert udp.lines == ['magnetodb.ok:2|g']
+    assert sink.oversize == 1
+
+
+def test_counters_and_timers_are_formatted_by_the_client(udp):
+    with emitter.Emitter(peers.make_settings(
+            statsd_port=udp.port, metric_prefix='a.b')) as sink:
+        sink.counter('collector.cycles_completed', 1)
+        sink.timer('collector.cycle_duration', 12.5)
+    udp.drain()
+    assert udp.lines == ['a.b.collector.cycles_completed:1|c',
+                         'a.b.collector.cycle_duration:12.500000|ms']
+
+
+def test_pacing_keeps_to_the_send_rate(udp):
+    import time
+    gauges = [('g%d' % i, i) for i in range(4000)]
+    started = time.monotonic()
+    _send(udp, gauges, send_rate=200, max_packet_size=512)
+    elapsed = time.monotonic() - started
+    datagrams = len(udp.datagrams)
+    # 4000 lines of ~20 bytes fill ~170 datagrams: at most 200 a second,
+    # less the first batch that goes out before any pause.
+    assert elapsed >= (datagrams - emitter.DATAGRAMS_PER_BATCH) / 200.0
+    assert len(udp.lines) == 4000
+
+
+def test_an_unresolvable_host_is_an_emit_error():
+    settings = peers.make_settings(statsd_host='no-such-host.invalid')
+    with pytest.raises(emitter.EmitError, match='no-such-host.invalid'):
+        with emitter.Emitter(settings):
+            pass
+
+
+def test_ipv6(udp):
+    receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(('::1', 0))
+    except OSError:
+        pytest.skip('no IPv6 loopback here')
+    receiver.settimeout(5)
+    with emitter.Emitter(peers.make_settings(
+            statsd_host='::1', statsd_port=receiver.getsockname()[1])) as s:
+        s.gauges([('v6', 6)])
+    assert receiver.recv(512) == b'magnetodb.v6:6|g'
+    receiver.close()
+
+
+def test_nobody_listening_is_not_an_error():
+    with emitter.Emitter(peers.make_settings(
+            statsd_port=peers.free_port(socket.SOCK_DGRAM))) as sink:
+        for _ in range(3):
+            sink.gauges([('lost', 1)] * 100)
+            sink.flush()

@@ -1,0 +1,53 @@
+"""End to end: real paste pipelines, real WSGI servers, real Etsy statsd."""
+
+import pytest
+
+import peers
+from magnetodb_statsd_middleware import fakeapi
+
+FIXTURE = dict(projects=40, tables=60, big=(1200,), seed=1)
+FIXTURE_OPTIONS = 'projects = 40\ntables = 60\nbig = 1200\nseed = 1'
+TABLES = 40 * 60 + 1200
+
+
+def _conf(daemon, prefix, tmp_path, **extra):
+    options = dict(enabled='true', statsd_port=daemon.port,
+                   metric_prefix=prefix, interval=2, initial_delay=0.5,
+                   monitoring_url='$api',
+                   lock_path=tmp_path / 'statsd.lock')
+    options.update(extra)
+    return '[statsd]\n' + ''.join('%s = %s\n' % item
+                                  for item in options.items())
+
+
+def _wait_for_gauges(daemon, prefix, expected):
+    """Wait for the gauges, reading the (large) answer only once a cycle
+    has completed: rendering thousands of gauges stalls the daemon."""
+    peers.wait_for(lambda: daemon.counters(prefix + '.collector.'),
+                   timeout=30, message='a completed cycle')
+
+    def arrived():
+        gauges = daemon.gauges(prefix + '.')
+        return all(gauges.get(k) == v for k, v in expected.items()) and gauges
+    return peers.wait_for(arrived, timeout=60, interval=1.0,
+                          message='%d gauges in statsd' % len(expected))
+
+
+@pytest.mark.parametrize('server', ['eventlet', 'gthread'])
+def test_gauges_reach_statsd_without_any_request(
+        api_server, statsd_daemon, prefix, tmp_path, server):
+    expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
+                                     prefix)
+    assert len(expected) > 1.9 * TABLES
+    api = api_server(_conf(statsd_daemon, prefix, tmp_path), server=server,
+                     fixture_options=FIXTURE_OPTIONS)
+    gauges = _wait_for_gauges(statsd_daemon, prefix, expected)
+    # Nothing else under the table, project and total names.
+    data = {k: v for k, v in gauges.items() if '.collector.' not in k}
+    assert data == expected
+    assert gauges[prefix + '.collector.tables'] == TABLES
+    assert statsd_daemon.stats()['messages.bad_lines_seen'] == '0'
+    runtime = 'greenthread' if server == 'eventlet' else '(thread)'
+    assert runtime in api.log
+    status, _ = api.get()
+    assert status == 200

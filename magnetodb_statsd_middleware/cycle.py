@@ -63,7 +63,10 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter):
                 outages.succeeded(MONITORING)
                 sink.gauges(metric_set.totals())
             counts.pages = client.pages
-            counts.rejected += client.bad_rows + sink.oversize
+            counts.rejected += sink.oversize
+            bad_values = counts.rejected
+            # Rows without a project already failed the listing above.
+            counts.rejected += client.bad_rows
             _self_metrics(sink, counts, not error,
                           (time.monotonic() - started) * 1000.0)
     except emitter.EmitError as exc:
@@ -72,7 +75,7 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter):
     finally:
         client.close()
     outages.succeeded(STATSD)
-    if counts.rejected:
+    if bad_values:
         outages.failed(DATA, 'values that are not integers from 0 to '
                        '2**63-1, or names that cannot be sent, were '
                        'skipped (see collector.values_rejected)')

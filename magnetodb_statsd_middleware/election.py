@@ -4,6 +4,9 @@ POSIX (``lockf``) locks belong to a process: a forked child never inherits
 its parent's lock, the kernel drops the lock when its holder dies, even by
 SIGKILL, and every other process can take it at its next try. ``flock``
 would follow the shared descriptor into forked children instead.
+
+The POSIX caveat: closing *any* descriptor of the lock file drops the
+process's lock, so nothing else in the process may open that file.
 """
 
 import fcntl

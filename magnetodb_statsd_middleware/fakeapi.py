@@ -14,6 +14,7 @@ when the app is built with ``control = true``.
 import bisect
 import dataclasses
 import hashlib
+import os
 import random
 import time
 
@@ -79,8 +80,9 @@ class FakeMonitoringAPI:
     """The monitoring API over an in-memory dataset (see module doc)."""
 
     def __init__(self, dataset, default_limit=1000, control=False,
-                 growth=0.0):
+                 growth=0.0, request_log=None):
         self.default_limit = default_limit
+        self.request_log = request_log
         self.control = control
         self.growth = growth
         self.fault = 'none'
@@ -139,10 +141,14 @@ class FakeMonitoringAPI:
         if parts[:1] == ['_fixture'] and self.control:
             return self._control(request, parts[1:])
         self.requests += 1
+        if self.request_log:
+            self._log_request(request)
         if request.method != 'GET':
             raise webob.exc.HTTPMethodNotAllowed()
         if self.fault != 'none':
-            return self._faulty(request)
+            response = self._faulty(request)
+            if response is not None:
+                return response
         metrics = request.GET.get('metrics', 'size,item_count').split(',')
         if any(m not in ('size', 'item_count') for m in metrics):
             raise webob.exc.HTTPInternalServerError()
@@ -163,6 +169,17 @@ class FakeMonitoringAPI:
         else:
             raise webob.exc.HTTPNotFound()
         return webob.Response(json=body)
+
+    def _log_request(self, request):
+        """One line per request, shared by all the server's processes."""
+        line = '%.3f %s %s\n' % (time.time(), request.user_agent,
+                                 request.query_string)
+        fd = os.open(self.request_log,
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode('utf-8', 'replace'))
+        finally:
+            os.close(fd)
 
     def _listing_body(self, request, metrics):
         params = request.GET
@@ -186,13 +203,16 @@ class FakeMonitoringAPI:
         return {k: int(v * factor) for k, v in usage.items()}
 
     def _faulty(self, request):
+        """The response of the current fault, or None to answer normally."""
         fault = self.fault
         if fault == 'http500':
             raise webob.exc.HTTPInternalServerError()
         if fault == 'http404':
             raise webob.exc.HTTPNotFound()
-        while self.fault == 'hang':
-            time.sleep(0.05)
+        if fault == 'hang':
+            while self.fault == 'hang':
+                time.sleep(0.05)
+            return None  # released: answer normally
         if fault == 'not_json':
             return webob.Response('<html>maintenance</html>',
                                   content_type='text/html')
@@ -243,7 +263,8 @@ def app_factory(global_conf, **local_conf):
     Keys: ``projects``, ``tables`` (per project), ``big`` (comma-separated
     sizes of extra projects), ``seed``, ``page_size`` (the server's default
     limit), ``growth`` (per second, for the demo), ``control`` (true to
-    allow fault injection).
+    allow fault injection), ``request_log`` (a file that gets one line
+    per monitoring request, from every process of the server).
     """
     big = tuple(int(n) for n in local_conf.get('big', '').split(',') if n)
     dataset = build_dataset(projects=int(local_conf.get('projects', 3)),
@@ -252,4 +273,5 @@ def app_factory(global_conf, **local_conf):
     return FakeMonitoringAPI(
         dataset, default_limit=int(local_conf.get('page_size', 1000)),
         control=local_conf.get('control', 'false').lower() == 'true',
-        growth=float(local_conf.get('growth', 0)))
+        growth=float(local_conf.get('growth', 0)),
+        request_log=local_conf.get('request_log'))

@@ -19,6 +19,7 @@ quirks (see ``shared/reference/magnetodb-monitoring-api.md``):
 
 import http.client
 import json
+import os
 import re
 import socket
 import time
@@ -118,6 +119,10 @@ class MonitoringClient:
         self._origin = redact_url(
             urllib.parse.urlunsplit(parts[:2] + ('', '', '')))
         self._conn = None
+        # Names the polling process in the API server's access log.
+        self._headers = {'Accept': 'application/json',
+                         'User-Agent': 'magnetodb-statsd-middleware (pid %d)'
+                                       % os.getpid()}
         self._query_metrics = ','.join(settings.metrics)
         self.pages = 0
         self.bad_rows = 0
@@ -149,8 +154,7 @@ class MonitoringClient:
         deadline = time.monotonic() + self._settings.request_timeout
         try:
             conn = self._connection()
-            conn.request('GET', target,
-                         headers={'Accept': 'application/json'})
+            conn.request('GET', target, headers=self._headers)
             response = conn.getresponse()
             if response.status != 200:
                 raise MonitoringError('%s failed: HTTP %d %s'

@@ -4,9 +4,15 @@ A collector that runs every minute must not write an ERROR per cycle while
 StatsD or the monitoring API is down: the first failure is logged at ERROR
 with its cause, a changed cause again at ERROR, a repeat at DEBUG, and the
 recovery once at INFO.
+
+The collector starts when the paste app is built, before the server
+listens: a failure of its own monitoring API during a short start-up grace
+is expected and only logged at DEBUG, until the first complete cycle ends
+the grace.
 """
 
 import logging
+import time
 
 LOG = logging.getLogger('magnetodb_statsd_middleware')
 
@@ -14,13 +20,26 @@ LOG = logging.getLogger('magnetodb_statsd_middleware')
 class OutageLog:
     """Remembers the current failure of each named dependency."""
 
-    def __init__(self, log=LOG):
+    def __init__(self, log=LOG, grace=0.0, grace_for=()):
         self._log = log
         self._current = {}
+        self._quiet_until = time.monotonic() + grace
+        self._grace_for = frozenset(grace_for)
+
+    @property
+    def in_grace(self):
+        return time.monotonic() < self._quiet_until
+
+    def end_grace(self):
+        """Everything worked once: from now on a failure is news."""
+        self._quiet_until = 0.0
 
     def failed(self, what, cause, exc_info=False):
         """Record that ``what`` failed this cycle because of ``cause``."""
         previous = self._current.get(what)
+        if previous is None and what in self._grace_for and self.in_grace:
+            self._log.debug('%s not ready yet: %s', what, cause)
+            return
         self._current[what] = cause
         if previous == cause:
             self._log.debug('%s still failing: %s', what, cause)

@@ -24,6 +24,11 @@ LOG = logging.getLogger(__name__)
 LOCK = 'host lock'
 LOOP = 'collector loop'
 
+# Seconds after start during which failures are expected (the server is
+# not listening yet) and retried every STARTUP_RETRY seconds, quietly.
+STARTUP_GRACE = 30.0
+STARTUP_RETRY = 1.0
+
 
 class Scheduler:
     """Runs :func:`cycle.run_cycle` every interval while elected."""
@@ -31,10 +36,12 @@ class Scheduler:
     def __init__(self, settings, on_death=None):
         self.settings = settings
         self._on_death = on_death
-        self.outages = outages.OutageLog()
+        self.outages = outages.OutageLog(grace=STARTUP_GRACE,
+                                         grace_for=(cycle.MONITORING,))
         self.lock = election.HostLock(settings.lock_path)
         self._stop = threading.Event()
         self._thread = None
+        self._finished = False
         self.cycles = 0
 
     def start(self):
@@ -45,7 +52,7 @@ class Scheduler:
                  self.settings.statsd_port)
         self._thread = runtime.spawn(self._run, 'magnetodb-statsd')
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout=2.0):
         """Stop after the current step and release the lock."""
         self._stop.set()
         thread = self._thread
@@ -54,7 +61,8 @@ class Scheduler:
 
     @property
     def alive(self):
-        return self._thread is not None and self._thread.is_alive()
+        return (self._thread is not None and not self._finished
+                and self._thread.is_alive())
 
     def _run(self):
         try:
@@ -62,27 +70,37 @@ class Scheduler:
                 return
             while True:
                 started = time.monotonic()
-                self._step()
-                remaining = started + self.settings.interval - time.monotonic()
+                interval = self.settings.interval
+                if not self._step() and self.outages.in_grace:
+                    interval = min(interval, STARTUP_RETRY)
+                remaining = started + interval - time.monotonic()
                 if self._stop.wait(max(0.0, remaining)):
                     return
         finally:
+            self._finished = True
             self.lock.release()
             if not self._stop.is_set() and self._on_death is not None:
                 LOG.error('The StatsD collector loop stopped unexpectedly')
                 self._on_death()
 
     def _step(self):
-        """One interval's work; no exception leaves it."""
+        """One interval's work; no exception leaves it.
+
+        Returns False when a cycle ran and did not complete.
+        """
         try:
             if not self._elected():
-                return
-            cycle.run_cycle(self.settings, self.outages)
+                return True
+            result = cycle.run_cycle(self.settings, self.outages)
             self.cycles += 1
             self.outages.succeeded(LOOP)
+            if result.completed:
+                self.outages.end_grace()
+            return result.completed
         except Exception as exc:  # a bug must not stop the loop
             self.outages.failed(LOOP, 'unexpected %s: %s'
                                 % (type(exc).__name__, exc), exc_info=True)
+            return False
 
     def _elected(self):
         was_held = self.lock.held
@@ -135,9 +153,9 @@ class ProcessCollector:
         if self.scheduler is not None and self.scheduler.alive:
             self.needs_start = False
             return
+        self.needs_start = False  # before start: the loop may die at once
         self.scheduler = Scheduler(self.settings, self._loop_died)
         self.scheduler.start()
-        self.needs_start = False
 
     def _loop_died(self):
         """The next request restarts the loop."""

@@ -55,10 +55,10 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
 class LoopbackServer:
     """A WSGI app served over real loopback HTTP in a thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, port=0):
         self.app = app
         self._server = simple_server.make_server(
-            '127.0.0.1', 0, app, server_class=_ThreadingServer,
+            '127.0.0.1', port, app, server_class=_ThreadingServer,
             handler_class=_QuietHandler)
         self.port = self._server.server_address[1]
         self.url = 'http://127.0.0.1:%d%s' % (self.port, MONITORING_PATH)
@@ -74,10 +74,10 @@ class LoopbackServer:
 class UDPReceiver:
     """Collects the datagrams sent to it."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
-        self.sock.bind(('127.0.0.1', 0))
+        self.sock.bind(('127.0.0.1', port))
         self.sock.settimeout(0.3)
         self.port = self.sock.getsockname()[1]
         self.datagrams = []
@@ -107,18 +107,18 @@ _VALUE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
 class StatsdDaemon:
     """The real Etsy statsd daemon, read back through its management port."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, port=None):
         if not os.path.exists(STATSD_JS):
             raise RuntimeError('the statsd daemon is not installed at %s: '
                                'run tools/install-statsd.sh' % STATSD_JS)
-        self.port = free_port(socket.SOCK_DGRAM)
+        self.port = port or free_port(socket.SOCK_DGRAM)
         self.mgmt_port = free_port()
         conf = os.path.join(workdir, 'statsd.js')
         with open(conf, 'w') as f:
             f.write('{ port: %d, address: "127.0.0.1", mgmt_port: %d, '
                     'mgmt_address: "127.0.0.1", flushInterval: 60000, '
                     'backends: [] }' % (self.port, self.mgmt_port))
-        self.log = open(os.path.join(workdir, 'statsd.log'), 'w')
+        self.log = open(os.path.join(workdir, 'statsd.log'), 'a')
         self.process = subprocess.Popen(['node', STATSD_JS, conf],
                                         stdout=self.log, stderr=self.log)
         wait_for(self._answers, message='the statsd daemon to start')
@@ -255,7 +255,7 @@ class APIServer:
 
     def __init__(self, workdir, conf, server='eventlet', workers=3,
                  preload=False, filter_options='', fixture_options='',
-                 data_options='', port=None):
+                 data_options='', port=None, threads=4):
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.monitoring_url = self.url + MONITORING_PATH
@@ -275,7 +275,7 @@ class APIServer:
             command = [sys.executable, '-m', 'gunicorn', '--paste', ini,
                        '--bind', '127.0.0.1:%d' % self.port,
                        '--workers', str(workers), '--worker-class', server,
-                       '--threads', '4', '--graceful-timeout', '5']
+                       '--threads', str(threads), '--graceful-timeout', '5']
             if preload:
                 command.append('--preload')
         self.log_path = os.path.join(workdir, 'server.log')
@@ -310,3 +310,59 @@ class APIServer:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+_POLLER = re.compile(r'^([0-9.]+) magnetodb-statsd-middleware \(pid (\d+)\)')
+
+
+def polls(request_log, since=0.0):
+    """``[(unix time, polling pid)]`` of the listing requests logged."""
+    if not os.path.exists(request_log):
+        return []
+    with open(request_log) as f:
+        found = [_POLLER.match(line) for line in f]
+    return [(float(m.group(1)), int(m.group(2))) for m in found
+            if m and float(m.group(1)) >= since]
+
+
+def lock_holder(lock_path):
+    """The pid written into the lock file by the process holding it."""
+    try:
+        with open(lock_path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+class RequestLoop:
+    """A client that keeps calling the API and records every answer."""
+
+    def __init__(self, url):
+        self.url = url
+        self.durations = []
+        self.failures = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    r.read()
+                    if r.status != 200:
+                        self.failures.append(r.status)
+            except Exception as exc:  # any failure is a finding
+                self.failures.append(repr(exc))
+            self.durations.append(time.monotonic() - started)
+            self._stop.wait(0.01)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+        return self
+
+    def percentile(self, fraction):
+        ordered = sorted(self.durations)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -1,0 +1,178 @@
+"""Faults of the monitoring API and of StatsD, injected while requests flow.
+
+In every case API requests keep answering normally and fast, totals are
+not sent after a failed listing, the next good cycle sends fresh gauges,
+and the log says each outage once: one ERROR when it starts, one INFO when
+it ends.
+"""
+
+import socket
+
+import pytest
+
+import peers
+from magnetodb_statsd_middleware import fakeapi
+
+INTERVAL = 1
+
+
+def _conf(statsd_port, prefix, tmp_path, **extra):
+    options = dict(enabled='true', statsd_port=statsd_port,
+                   metric_prefix=prefix, interval=INTERVAL,
+                   monitoring_url='$api', request_timeout=1,
+                   max_response_bytes=1 << 20,
+                   lock_path=tmp_path / 'statsd.lock')
+    options.update(extra)
+    return '[statsd]\n' + ''.join('%s = %s\n' % item
+                                  for item in options.items())
+
+
+def _our_lines(log, level):
+    return [line for line in log.splitlines()
+            if ' %s magnetodb_statsd_middleware' % level in line]
+
+
+def _totals(daemon, prefix):
+    return {k: v for k, v in daemon.gauges(prefix + '.totals.').items()}
+
+
+def _delete_totals(daemon, prefix):
+    for name in ('size', 'item_count', 'tables', 'projects'):
+        daemon.command('delgauges %s.totals.%s' % (prefix, name))
+
+
+def _requests_after(request_log, count):
+    """Wait until ``count`` more monitoring requests have been logged."""
+    start = len(peers.polls(request_log))
+    peers.wait_for(lambda: len(peers.polls(request_log)) >= start + count,
+                   timeout=30, message='%d more polls' % count)
+
+
+def _check_requests(loop):
+    assert not loop.failures
+    assert len(loop.durations) > 20
+    assert loop.percentile(0.99) < 0.5
+
+
+@pytest.mark.parametrize('fault, server', [
+    ('http500', 'eventlet'), ('http404', 'eventlet'),
+    ('hang', 'eventlet'), ('not_json', 'eventlet'),
+    ('wrong_shape', 'eventlet'), ('missing_fields', 'eventlet'),
+    ('huge', 'eventlet'), ('http500', 'gthread'), ('hang', 'gthread'),
+])
+def test_monitoring_api_faults(api_server, statsd_daemon, prefix, tmp_path,
+                               fault, server):
+    request_log = str(tmp_path / 'requests.log')
+    # Each timed-out request leaves a fixture thread hanging until the
+    # fault ends, hence the many threads.
+    api = api_server(_conf(statsd_daemon.port, prefix, tmp_path),
+                     server=server, workers=1, threads=32,
+                     fixture_options='request_log = ' + request_log)
+    api.wait_ready()
+    expected = {k: v for k, v in peers.expected_gauges(
+        fakeapi.build_dataset(), prefix).items() if '.totals.' in k}
+    peers.wait_for(lambda: _totals(statsd_daemon, prefix) == expected,
+                   message='totals of a good cycle')
+    loop = peers.RequestLoop(api.url + '/v1/data')
+    peers.set_fault(api.monitoring_url, fault)
+    _requests_after(request_log, 2)  # the cycle in flight is over
+    _delete_totals(statsd_daemon, prefix)
+    _requests_after(request_log, 3)
+    assert _totals(statsd_daemon, prefix) == {}
+    peers.set_fault(api.monitoring_url, 'none')
+    peers.wait_for(lambda: _totals(statsd_daemon, prefix) == expected,
+                   message='fresh totals after the outage')
+    _check_requests(loop.stop())
+
+    log = api.log
+    errors = _our_lines(log, 'ERROR')
+    assert len(errors) == 1, errors
+    assert 'monitoring API failed' in errors[0]
+    assert not _our_lines(log, 'WARNING')
+    assert len([line for line in _our_lines(log, 'INFO')
+                if 'recovered' in line]) == 1
+    assert 'Traceback' not in log
+
+
+def test_monitoring_api_refusing_connections(
+        api_server, statsd_daemon, prefix, tmp_path):
+    port = peers.free_port()
+    url = 'http://127.0.0.1:%d/v1/monitoring/projects' % port
+    app = fakeapi.FakeMonitoringAPI(fakeapi.build_dataset())
+    server = peers.LoopbackServer(app, port=port)
+    api = api_server(_conf(statsd_daemon.port, prefix, tmp_path,
+                           monitoring_url=url))
+    api.wait_ready()
+    loop = peers.RequestLoop(api.url + '/v1/data')
+    peers.wait_for(lambda: _totals(statsd_daemon, prefix),
+                   message='totals of a good cycle')
+    server.close()
+    peers.wait_for(lambda: 'refused' in api.log.lower(),
+                   message='the refusal logged')
+    _delete_totals(statsd_daemon, prefix)
+    server = peers.LoopbackServer(app, port=port)
+    try:
+        peers.wait_for(lambda: _totals(statsd_daemon, prefix),
+                       message='totals once the API answers again')
+    finally:
+        server.close()
+    _check_requests(loop.stop())
+    assert len(_our_lines(api.log, 'ERROR')) == 1
+    assert 'Traceback' not in api.log
+
+
+def test_bad_values_are_skipped_counted_and_logged_once(
+        api_server, statsd_daemon, prefix, tmp_path):
+    request_log = str(tmp_path / 'requests.log')
+    api = api_server(_conf(statsd_daemon.port, prefix, tmp_path),
+                     fixture_options='request_log = ' + request_log)
+    api.wait_ready()
+    peers.set_fault(api.monitoring_url, 'negative')
+    _requests_after(request_log, 3)
+    gauges = statsd_daemon.gauges(prefix + '.')
+    assert not [k for k, v in gauges.items() if v < 0]
+    assert not [k for k in gauges if k.startswith(prefix + '.tables.') and
+                '.bad.' in k]
+    assert gauges[prefix + '.totals.tables'] == 1
+    assert prefix + '.totals.size' not in gauges
+    counters = statsd_daemon.counters(prefix + '.collector.')
+    assert counters.get(prefix + '.collector.values_rejected', 0) >= 2
+    errors = _our_lines(api.log, 'ERROR')
+    assert len(errors) == 1 and 'skipped' in errors[0]
+
+
+def test_statsd_host_not_resolving(api_server, prefix, tmp_path):
+    request_log = str(tmp_path / 'requests.log')
+    api = api_server(_conf(8125, prefix, tmp_path,
+                           statsd_host='statsd.invalid'),
+                     data_options='debug = true',
+                     fixture_options='request_log = ' + request_log)
+    api.wait_ready()
+    loop = peers.RequestLoop(api.url + '/v1/data')
+    peers.wait_for(lambda: api.log.count('StatsD still failing') >= 3,
+                   message='three failed cycles')
+    _check_requests(loop.stop())
+    errors = _our_lines(api.log, 'ERROR')
+    assert len(errors) == 1
+    assert "cannot resolve StatsD host 'statsd.invalid'" in errors[0]
+    assert not peers.polls(request_log)  # no point reading the API
+
+
+def test_statsd_absent_then_restarted(api_server, prefix, tmp_path):
+    port = peers.free_port(socket.SOCK_DGRAM)
+    api = api_server(_conf(port, prefix, tmp_path))
+    api.wait_ready()
+    loop = peers.RequestLoop(api.url + '/v1/data')
+    peers.wait_for(lambda: 'holds' in api.log, message='an elected emitter')
+    daemon = peers.StatsdDaemon(str(tmp_path), port=port)
+    try:
+        peers.wait_for(lambda: daemon.gauges(prefix + '.totals.'),
+                       message='gauges once a daemon listens')
+        daemon.stop()
+        daemon = peers.StatsdDaemon(str(tmp_path), port=port)
+        peers.wait_for(lambda: daemon.gauges(prefix + '.totals.'),
+                       message='gauges after a daemon restart')
+    finally:
+        daemon.stop()
+    _check_requests(loop.stop())
+    assert not _our_lines(api.log, 'ERROR')

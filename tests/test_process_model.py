@@ -1,0 +1,92 @@
+"""One collector per process, one emitter per host, takeover on death."""
+
+import os
+import re
+import signal
+import time
+
+import pytest
+
+import peers
+
+INTERVAL = 1
+
+
+def _start(api_server, tmp_path, statsd_daemon, prefix, **options):
+    request_log = str(tmp_path / 'requests.log')
+    lock_path = str(tmp_path / 'statsd.lock')
+    conf = ('[statsd]\nenabled = true\nstatsd_port = %d\nmetric_prefix = %s\n'
+            'interval = %d\nmonitoring_url = $api\nlock_path = %s\n'
+            % (statsd_daemon.port, prefix, INTERVAL, lock_path))
+    api = api_server(conf, fixture_options='projects = 5\ntables = 20\n'
+                     'request_log = %s' % request_log, **options)
+    return api, request_log, lock_path, conf
+
+
+def _collector_pids(log):
+    return re.findall(r'collector starting in pid (\d+)', log)
+
+
+@pytest.mark.parametrize('preload', [False, True])
+def test_one_emitter_among_gunicorn_workers(
+        api_server, tmp_path, statsd_daemon, prefix, preload):
+    api, request_log, lock_path, _ = _start(
+        api_server, tmp_path, statsd_daemon, prefix, server='gthread',
+        workers=3, preload=preload)
+    api.wait_ready()
+    # Requests reach every worker: forked workers start their collector.
+    for _ in range(30):
+        api.get()
+    started = time.time()
+    peers.wait_for(lambda: len(peers.polls(request_log, started)) >= 4,
+                   timeout=30, message='four polls')
+    pids = {pid for _, pid in peers.polls(request_log, started)}
+    assert pids == {peers.lock_holder(lock_path)}
+    collectors = _collector_pids(api.log)
+    # Each process starts exactly one collector, although the filter is
+    # listed in two pipelines; with --preload the master has one too.
+    assert len(collectors) == len(set(collectors))
+    assert len(collectors) == (4 if preload else 3)
+
+
+def test_sigkill_of_the_emitter_hands_over_within_an_interval(
+        api_server, tmp_path, statsd_daemon, prefix):
+    api, request_log, lock_path, _ = _start(
+        api_server, tmp_path, statsd_daemon, prefix, server='gthread',
+        workers=3)
+    api.wait_ready()
+    holder = peers.wait_for(lambda: peers.lock_holder(lock_path),
+                            message='a lock holder')
+    peers.wait_for(lambda: peers.polls(request_log), message='a poll')
+    os.kill(holder, signal.SIGKILL)
+    killed = time.time()
+    takeover = peers.wait_for(
+        lambda: [t for t, pid in peers.polls(request_log, killed)
+                 if pid != holder], timeout=30, message='a new emitter')
+    failover = takeover[0] - killed
+    # The survivors retry the lock once per interval; the new emitter's
+    # first listing request follows at once.
+    assert failover <= INTERVAL + 0.5, failover
+    new_pids = {pid for _, pid in peers.polls(request_log, takeover[0])}
+    assert holder not in new_pids and len(new_pids) == 1
+    print('failover after SIGKILL: %.2fs' % failover)
+
+
+def test_a_clean_stop_releases_the_lock_at_once(
+        api_server, tmp_path, statsd_daemon, prefix):
+    first, request_log, lock_path, conf = _start(
+        api_server, tmp_path, statsd_daemon, prefix)
+    holder = peers.wait_for(lambda: peers.lock_holder(lock_path),
+                            message='a lock holder')
+    assert holder == first.process.pid
+    second = api_server(conf, fixture_options='request_log = ' + request_log)
+    second.wait_ready()
+    time.sleep(2 * INTERVAL)  # the second one must keep standing by
+    assert peers.lock_holder(lock_path) == holder
+    first.process.send_signal(signal.SIGINT)
+    stopped = time.time()
+    first.process.wait(10)
+    peers.wait_for(lambda: peers.lock_holder(lock_path) ==
+                   second.process.pid, timeout=10,
+                   message='the second server to take over')
+    assert time.time() - stopped <= INTERVAL + 1.0

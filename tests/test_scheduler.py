@@ -1,0 +1,219 @@
+"""The loop: timing, survival, restarts, fork safety, election."""
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import peers
+from magnetodb_statsd_middleware import cycle
+from magnetodb_statsd_middleware import election
+from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware import filter as statsd_filter
+from magnetodb_statsd_middleware import scheduler
+
+
+class SlowAPI(fakeapi.FakeMonitoringAPI):
+    """Records when listings start and end, and how many overlap."""
+
+    def __init__(self, delay):
+        super().__init__(fakeapi.build_dataset(projects=1, tables=2))
+        self.delay = delay
+        self.spans = []
+        self.active = 0
+        self.most_active = 0
+        self._guard = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        with self._guard:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        started = time.monotonic()
+        time.sleep(self.delay)
+        try:
+            return super().__call__(environ, start_response)
+        finally:
+            with self._guard:
+                self.active -= 1
+            self.spans.append((started, time.monotonic()))
+
+
+@pytest.fixture
+def run_scheduler(udp):
+    schedulers = []
+
+    def start(server, **settings):
+        settings.setdefault('statsd_port', udp.port)
+        instance = scheduler.Scheduler(peers.make_settings(
+            monitoring_url=server.url, **settings))
+        schedulers.append(instance)
+        instance.start()
+        return instance
+
+    yield start
+    for instance in schedulers:
+        instance.stop()
+
+
+def test_cycles_never_overlap_and_a_long_one_delays_the_next(
+        serve, run_scheduler):
+    app = SlowAPI(delay=1.5)
+    run_scheduler(serve(app), interval=1)
+    peers.wait_for(lambda: len(app.spans) >= 3, message='three cycles')
+    assert app.most_active == 1
+    starts = [start for start, _ in app.spans]
+    assert all(b - a >= 1.5 for a, b in zip(starts, starts[1:]))
+
+
+def test_interval_is_between_starts(serve, run_scheduler):
+    app = SlowAPI(delay=0.3)
+    run_scheduler(serve(app), interval=1)
+    peers.wait_for(lambda: len(app.spans) >= 3, message='three cycles')
+    starts = [start for start, _ in app.spans]
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(0.9 <= gap < 1.3 for gap in gaps), gaps
+
+
+def test_initial_delay_is_honoured(serve, run_scheduler):
+    app = SlowAPI(delay=0)
+    started = time.monotonic()
+    run_scheduler(serve(app), initial_delay=1.0)
+    peers.wait_for(lambda: app.spans, message='a first cycle')
+    assert app.spans[0][0] - started >= 1.0
+
+
+def test_the_loop_survives_a_bug_and_logs_it_once(
+        serve, run_scheduler, monkeypatch, caplog):
+    calls = []
+
+    def broken(settings, outages):
+        calls.append(1)
+        raise KeyError('boom')
+
+    monkeypatch.setattr(cycle, 'run_cycle', broken)
+    caplog.set_level(logging.DEBUG)
+    run_scheduler(serve(SlowAPI(0)), interval=1)
+    peers.wait_for(lambda: len(calls) >= 3, message='three broken cycles')
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and errors[0].exc_info
+    assert 'KeyError' in errors[0].getMessage()
+
+
+@pytest.mark.filterwarnings(
+    'ignore::pytest.PytestUnhandledThreadExceptionWarning')
+def test_a_dead_loop_is_restarted_by_the_next_request(
+        serve, udp, monkeypatch):
+    class Fatal(BaseException):
+        pass
+
+    deaths = []
+
+    def fatal(settings, outages):
+        deaths.append(1)
+        if len(deaths) == 1:
+            raise Fatal()
+        return cycle.CycleResult(True, None)
+
+    monkeypatch.setattr(cycle, 'run_cycle', fatal)
+    process = scheduler.ProcessCollector()
+    settings = peers.make_settings(monitoring_url=serve(SlowAPI(0)).url,
+                                   statsd_port=udp.port)
+    process.ensure_started(settings)
+    peers.wait_for(lambda: process.needs_start, message='the loop to die')
+    app = statsd_filter.StatsdFilter(lambda env, start: [b'ok'], process)
+    assert app({}, None) == [b'ok']
+    peers.wait_for(lambda: len(deaths) >= 2, message='a restarted loop')
+    assert not process.needs_start
+    process.stop()
+
+
+def test_one_collector_however_many_filters(serve, udp):
+    process = scheduler.ProcessCollector()
+    settings = peers.make_settings(monitoring_url=serve(SlowAPI(0)).url,
+                                   statsd_port=udp.port)
+    process.ensure_started(settings)
+    first = process.scheduler
+    process.ensure_started(settings)
+    assert process.scheduler is first
+    process.stop()
+
+
+def test_a_forked_child_drops_the_parents_collector(serve, udp, tmp_path):
+    process = scheduler.ProcessCollector()
+    settings = peers.make_settings(
+        monitoring_url=serve(SlowAPI(0)).url, statsd_port=udp.port,
+        lock_path=str(tmp_path / 'fork.lock'))
+    process.ensure_started(settings)
+    peers.wait_for(lambda: process.scheduler.lock.held, message='the lock')
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code
+        ok = (process.scheduler is None and process.needs_start
+              and not election.HostLock(settings.lock_path).acquire())
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert process.scheduler.lock.held
+    process.stop()
+
+
+def test_startup_failures_are_quiet_until_the_grace_ends(
+        monkeypatch, caplog, udp):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(scheduler, 'STARTUP_GRACE', 1.0)
+    monkeypatch.setattr(scheduler, 'STARTUP_RETRY', 0.2)
+    url = 'http://127.0.0.1:%d/v1/monitoring/projects' % peers.free_port()
+    instance = scheduler.Scheduler(peers.make_settings(
+        monitoring_url=url, statsd_port=udp.port, interval=60))
+    instance.start()
+    try:
+        # Retried every 0.2 s during the grace, not every 60 s.
+        peers.wait_for(lambda: [r for r in caplog.records
+                                if r.levelno == logging.ERROR],
+                       timeout=5, message='the error after the grace')
+    finally:
+        instance.stop()
+    quiet = [r for r in caplog.records if 'not ready yet' in r.getMessage()]
+    assert len(quiet) >= 3
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and 'refused' in errors[0].getMessage()
+
+
+LOCKER = '''
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print('got it')
+except OSError:
+    print('busy by', os.read(fd, 100).decode().strip())
+'''
+
+
+def _other_process_locks(path):
+    # Another process: opening the file here would drop our POSIX lock.
+    return subprocess.run([sys.executable, '-c', LOCKER, path],
+                          capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_the_host_lock_excludes_other_processes(tmp_path):
+    path = str(tmp_path / 'x.lock')
+    lock = election.HostLock(path)
+    assert lock.acquire() and lock.acquire()
+    assert _other_process_locks(path) == 'busy by %d' % os.getpid()
+    lock.release()
+    assert _other_process_locks(path) == 'got it'
+
+
+def test_an_empty_lock_path_always_wins():
+    assert election.HostLock('').acquire()
+
+
+def test_an_unusable_lock_path_is_a_clear_error(tmp_path):
+    lock = election.HostLock(str(tmp_path / 'missing' / 'x.lock'))
+    with pytest.raises(election.LockError, match='missing'):
+        lock.acquire()

@@ -1,8 +1,12 @@
 """End to end: real paste pipelines, real WSGI servers, real Etsy statsd."""
 
+import time
+
 import pytest
+from paste import deploy
 
 import peers
+from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import fakeapi
 
 FIXTURE = dict(projects=40, tables=60, big=(1200,), seed=1)
@@ -51,3 +55,28 @@ def test_gauges_reach_statsd_without_any_request(
     assert runtime in api.log
     status, _ = api.get()
     assert status == 200
+
+
+def test_self_metrics(api_server, statsd_daemon, prefix, tmp_path):
+    api_server(_conf(statsd_daemon, prefix, tmp_path),
+               fixture_options='projects = 2\ntables = 3')
+    name = prefix + '.collector.'
+    peers.wait_for(lambda: statsd_daemon.counters(name),
+                   message='a completed cycle')
+    timers = statsd_daemon.command('timers')
+    assert name + 'cycle_duration' in timers
+    gauges = statsd_daemon.gauges(name)
+    assert gauges[name + 'tables'] == 6 and gauges[name + 'pages'] == 1
+    assert abs(gauges[name + 'last_success'] - time.time()) < 60
+    assert statsd_daemon.counters(name)[name + 'cycles_completed'] >= 1
+
+
+def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path):
+    (tmp_path / 'magnetodb-api.conf').write_text('[statsd]\n')
+    ini = tmp_path / 'api-paste.ini'
+    ini.write_text(peers.PASTE_INI.format(
+        filter_options='enabled = true\ninterval = often',
+        fixture_options='', data_options=''))
+    with pytest.raises(config.ConfigError) as error:
+        deploy.loadapp('config:%s' % ini)
+    assert str(error.value).startswith("[statsd] interval = 'often'")

@@ -27,11 +27,12 @@ def _collector_pids(log):
     return re.findall(r'collector starting in pid (\d+)', log)
 
 
-@pytest.mark.parametrize('preload', [False, True])
+@pytest.mark.parametrize('worker, preload', [
+    ('gthread', False), ('gthread', True), ('sync', False), ('sync', True)])
 def test_one_emitter_among_gunicorn_workers(
-        api_server, tmp_path, statsd_daemon, prefix, preload):
+        api_server, tmp_path, statsd_daemon, prefix, worker, preload):
     api, request_log, lock_path, _ = _start(
-        api_server, tmp_path, statsd_daemon, prefix, server='gthread',
+        api_server, tmp_path, statsd_daemon, prefix, server=worker,
         workers=3, preload=preload)
     api.wait_ready()
     # Requests reach every worker: forked workers start their collector.

@@ -33,6 +33,7 @@ setuptools.setup(
     },
     entry_points={
         'console_scripts': [
+            'magnetodb-statsd = magnetodb_statsd_middleware.cli:main',
             'magnetodb-statsd-demo = magnetodb_statsd_middleware.demo:main',
         ],
         'paste.filter_factory': [

@@ -124,12 +124,13 @@ def _oslo_values(conf):
     return values
 
 
-def load_settings(global_conf=None, local_conf=None, conf=None):
+def load_settings(global_conf=None, local_conf=None, conf=None,
+                  standalone=False):
     """Resolve the settings of a filter, validated when enabled.
 
     ``conf`` is the fallback ConfigOpts (the global ``cfg.CONF`` when not
     given); it is read now, when the collector is being started, never at
-    import time.
+    import time. ``standalone`` (the command line) ignores ``enabled``.
     """
     global_conf = global_conf or {}
     local_conf = dict(local_conf or {})
@@ -142,7 +143,9 @@ def load_settings(global_conf=None, local_conf=None, conf=None):
         oslo_conf = cfg.CONF if conf is None else conf
         opts.register_opts(oslo_conf)
 
-    if 'enabled' in local_conf:
+    if standalone:
+        enabled = True
+    elif 'enabled' in local_conf:
         enabled = _convert('enabled', local_conf['enabled'])
     else:
         enabled = _oslo_values(oslo_conf)['enabled']

@@ -10,12 +10,14 @@ import dataclasses
 import time
 
 from magnetodb_statsd_middleware import emitter
+from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
 
 MONITORING = 'monitoring API'
 STATSD = 'StatsD'
 DATA = 'monitoring data'
+HEALTH = 'health check'
 
 
 @dataclasses.dataclass
@@ -42,14 +44,29 @@ def _read_listing(settings, client, metric_set, sink):
     return first_error
 
 
+def _send_health(settings, outages, sink):
+    gauges, error = health.health_gauges(settings)
+    sink.gauges(gauges)
+    if error:
+        outages.failed(HEALTH, error)
+    else:
+        outages.succeeded(HEALTH)
+
+
 def run_cycle(settings, outages, sink_factory=emitter.Emitter):
-    """Collect once and send; never raises for an expected failure."""
+    """Collect once and send; never raises for an expected failure.
+
+    The health check and the table listing are independent: either may
+    fail without stopping the other.
+    """
     started = time.monotonic()
     metric_set = metrics.MetricSet(settings.metrics)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
     try:
         with sink_factory(settings) as sink:
+            if settings.healthcheck_url:
+                _send_health(settings, outages, sink)
             try:
                 error = _read_listing(settings, client, metric_set, sink)
             except monitoring.MonitoringError as exc:

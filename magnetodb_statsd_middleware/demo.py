@@ -3,9 +3,10 @@
 It writes an ``api-paste.ini`` shaped like MagnetoDB's (urlmap composite,
 ``oslo_config_args``) whose monitoring pipeline holds the statsd filter in
 front of a MagnetoDB-compatible monitoring API with synthetic, growing
-tables; serves it with eventlet.wsgi like ``magnetodb-api-server``; and
-prints every line that reaches a UDP port standing in for StatsD (or sends
-to a real daemon with ``--statsd-host``). Ctrl-C ends it.
+tables and a health check; serves it with eventlet.wsgi like
+``magnetodb-api-server``; and prints every line that reaches a UDP port
+standing in for StatsD (or sends to a real daemon with ``--statsd-host``).
+Ctrl-C ends it.
 """
 
 import argparse
@@ -23,6 +24,7 @@ oslo_config_args = --config-file $here/magnetodb-api.conf
 [composite:main]
 use = egg:Paste#urlmap
 /v1/monitoring/projects = monitoring_api
+/healthcheck = health_check
 
 [pipeline:monitoring_api]
 pipeline = statsd monitoring_app
@@ -35,6 +37,9 @@ paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
 projects = {projects}
 tables = {tables}
 growth = 0.01
+
+[app:health_check]
+paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
 """
 
 CONF = """\
@@ -44,6 +49,8 @@ statsd_host = {statsd_host}
 statsd_port = {statsd_port}
 interval = {interval}
 monitoring_url = http://127.0.0.1:{api_port}/v1/monitoring/projects
+healthcheck_url = http://127.0.0.1:{api_port}/healthcheck?fullcheck=true
+host_name = demo-host
 lock_path =
 """
 

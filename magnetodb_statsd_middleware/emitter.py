@@ -9,10 +9,14 @@ being sent oversize, and datagrams are paced to ``send_rate`` so that a
 100,000-table cycle does not overflow the daemon's receive buffer.
 """
 
+import dataclasses
 import socket
+import sys
 import time
 
 import statsd
+from statsd.client.base import StatsClientBase
+from statsd.client.udp import Pipeline
 
 from magnetodb_statsd_middleware import runtime
 
@@ -54,12 +58,17 @@ class Emitter:
         self.oversize = 0
 
     def __enter__(self):
+        self._client = self._open_client()
+        self._pipe = self._client.pipeline()
+        return self
+
+    def _open_client(self):
         address, ipv6 = resolve(self._settings.statsd_host,
                                 self._settings.statsd_port)
         try:
             # The pipeline sends a datagram while it is shorter than
             # maxudpsize, hence the + 1.
-            self._client = statsd.StatsClient(
+            return statsd.StatsClient(
                 address, self._settings.statsd_port,
                 prefix=self._settings.metric_prefix,
                 maxudpsize=self._settings.max_packet_size + 1, ipv6=ipv6)
@@ -67,8 +76,6 @@ class Emitter:
             raise EmitError('cannot open a UDP socket to %s:%d: %s'
                             % (address, self._settings.statsd_port,
                                exc)) from None
-        self._pipe = self._client.pipeline()
-        return self
 
     def __exit__(self, *exc_info):
         try:
@@ -123,3 +130,32 @@ class Emitter:
             time.sleep(self._due - now)
         else:
             runtime.cooperative_yield()
+
+
+class _PrintingClient(StatsClientBase):
+    """A statsd client whose datagrams go to a stream, one line a metric."""
+
+    def __init__(self, stream, prefix, maxudpsize):
+        self._stream = stream
+        self._prefix = prefix
+        self._maxudpsize = maxudpsize
+
+    def _send(self, data):
+        self._stream.write(data + '\n')
+
+    def pipeline(self):
+        return Pipeline(self)
+
+    def close(self):
+        self._stream.flush()
+
+
+class DryRunEmitter(Emitter):
+    """Prints exactly the lines an Emitter would send, and sends nothing."""
+
+    stream = sys.stdout
+
+    def _open_client(self):
+        self._settings = dataclasses.replace(self._settings, send_rate=0)
+        return _PrintingClient(self.stream, self._settings.metric_prefix,
+                               self._settings.max_packet_size + 1)

@@ -249,6 +249,29 @@ class FakeMonitoringAPI:
                                     'fault': self.fault})
 
 
+class FakeHealthCheck:
+    """MagnetoDB's ``/healthcheck``: 200 when all is well, else 503."""
+
+    def __init__(self, subsystems=None):
+        self.subsystems = subsystems or {'API': 'OK', 'Identity': 'OK',
+                                         'Storage': 'OK',
+                                         'Messaging': 'Not Implemented'}
+
+    @webob.dec.wsgify
+    def __call__(self, request):
+        if request.GET.get('fullcheck') != 'true':
+            return webob.Response(json={'API': 'OK'})
+        failed = 'ERROR' in self.subsystems.values()
+        return webob.Response(json=self.subsystems,
+                              status=503 if failed else 200)
+
+
+def health_app_factory(global_conf, **local_conf):
+    """Paste app factory of :class:`FakeHealthCheck`; keys are subsystems
+    and values their state, e.g. ``Storage = ERROR``."""
+    return FakeHealthCheck(dict(local_conf) or None)
+
+
 def _endless_json():
     yield b'['
     row = b'{"tenant": "x", "name": "y", "usage_detailes": {}},'

@@ -17,14 +17,11 @@ quirks (see ``shared/reference/magnetodb-monitoring-api.md``):
   default, which is the ``page_size`` option.
 """
 
-import http.client
 import json
-import os
 import re
-import socket
-import time
 import urllib.parse
 
+from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import runtime
 
@@ -35,26 +32,12 @@ MAX_PAGES = 10000
 # Rows handled between two cooperative yields while parsing a page.
 ROWS_PER_YIELD = 500
 
-_READ_CHUNK = 256 * 1024
 _WHITESPACE = re.compile(r'[ \t\n\r]*')
 _DECODER = json.JSONDecoder()
 
 
 class MonitoringError(Exception):
     """The monitoring API could not be read; the message is the cause."""
-
-
-def redact_url(url):
-    """The URL without user information, fit for a log line."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = parts.hostname or ''
-    if ':' in netloc:
-        netloc = '[%s]' % netloc
-    if parts.port:
-        netloc += ':%d' % parts.port
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def iter_json_list(text):
@@ -111,102 +94,22 @@ class MonitoringClient:
 
     def __init__(self, settings):
         self._settings = settings
-        parts = urllib.parse.urlsplit(settings.monitoring_url)
-        self._https = parts.scheme == 'https'
-        self._host = parts.hostname
-        self._port = parts.port
-        self._base_path = parts.path.rstrip('/')
-        self._origin = redact_url(
-            urllib.parse.urlunsplit(parts[:2] + ('', '', '')))
-        self._conn = None
-        # Names the polling process in the API server's access log.
-        self._headers = {'Accept': 'application/json',
-                         'User-Agent': 'magnetodb-statsd-middleware (pid %d)'
-                                       % os.getpid()}
+        self._http = httpget.HttpGetter(settings.monitoring_url, settings)
+        self._base_path = self._http.path
         self._query_metrics = ','.join(settings.metrics)
         self.pages = 0
         self.bad_rows = 0
 
     def close(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    # HTTP
-
-    def _connection(self):
-        if self._conn is None:
-            cls = (http.client.HTTPSConnection if self._https
-                   else http.client.HTTPConnection)
-            self._conn = cls(self._host, self._port,
-                             timeout=self._settings.request_timeout)
-        return self._conn
-
-    def get_text(self, path, params):
-        """GET ``path`` and return its body as text, or fail with a cause.
-
-        The whole request, body included, must finish within
-        ``request_timeout`` and the body must fit ``max_response_bytes``.
-        """
-        query = urllib.parse.urlencode(params, safe=',')
-        target = path + ('?' + query if query else '')
-        shown = 'GET %s%s' % (self._origin, target)
-        deadline = time.monotonic() + self._settings.request_timeout
-        try:
-            conn = self._connection()
-            conn.request('GET', target, headers=self._headers)
-            response = conn.getresponse()
-            if response.status != 200:
-                raise MonitoringError('%s failed: HTTP %d %s'
-                                      % (shown, response.status,
-                                         response.reason))
-            body = self._read_body(response, deadline, shown)
-        except MonitoringError:
-            self.close()
-            raise
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            reason = ('no answer within %gs' % self._settings.request_timeout
-                      if isinstance(exc, socket.timeout)
-                      else str(exc) or type(exc).__name__)
-            raise MonitoringError('%s failed: %s' % (shown, reason)) from None
-        try:
-            return body.decode('utf-8'), shown
-        except UnicodeDecodeError as exc:
-            raise MonitoringError('%s returned a body that is not UTF-8: %s'
-                                  % (shown, exc)) from None
-
-    def _read_body(self, response, deadline, shown):
-        limit = self._settings.max_response_bytes
-        length = response.getheader('Content-Length')
-        if length and length.isdigit() and int(length) > limit:
-            raise MonitoringError('%s returned %s bytes, more than '
-                                  'max_response_bytes (%d)'
-                                  % (shown, length, limit))
-        chunks = []
-        size = 0
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout()
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(remaining)
-            chunk = response.read(_READ_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise MonitoringError('%s returned more than '
-                                      'max_response_bytes (%d)'
-                                      % (shown, limit))
-            chunks.append(chunk)
-            runtime.cooperative_yield()
-        if response.will_close:
-            self.close()
-        return b''.join(chunks)
+        self._http.close()
 
     def get_list(self, path, params):
-        text, shown = self.get_text(path, params)
+        try:
+            status, text, shown = self._http.get(path, params)
+        except httpget.HttpError as exc:
+            raise MonitoringError(str(exc)) from None
+        if status != 200:
+            raise MonitoringError('%s failed: HTTP %d' % (shown, status))
         self.pages += 1
         try:
             return list(iter_json_list(text))
@@ -293,6 +196,11 @@ class MonitoringClient:
                 raise MonitoringError('the listing does not advance past '
                                       'project %r' % last.project)
             asked.add(key)
+
+    def probe(self):
+        """The first row of the listing: proves the API answers."""
+        return self.get_list(self._base_path, {
+            'metrics': self._query_metrics, 'limit': 1})
 
     def project_tables(self, project):
         """The ACTIVE tables of one project (the per-project resource)."""

@@ -16,6 +16,7 @@ import time
 
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
+from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import runtime
 
@@ -33,9 +34,11 @@ STARTUP_RETRY = 1.0
 class Scheduler:
     """Runs :func:`cycle.run_cycle` every interval while elected."""
 
-    def __init__(self, settings, on_death=None):
+    def __init__(self, settings, on_death=None,
+                 sink_factory=emitter.Emitter):
         self.settings = settings
         self._on_death = on_death
+        self._sink_factory = sink_factory
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
                                          grace_for=(cycle.MONITORING,))
         self.lock = election.HostLock(settings.lock_path)
@@ -91,7 +94,8 @@ class Scheduler:
         try:
             if not self._elected():
                 return True
-            result = cycle.run_cycle(self.settings, self.outages)
+            result = cycle.run_cycle(self.settings, self.outages,
+                                     self._sink_factory)
             self.cycles += 1
             self.outages.succeeded(LOOP)
             if result.completed:

@@ -1,0 +1,60 @@
+"""This host's API health as gauges: ``<prefix>.health.<host>.<subsystem>``.
+
+MagnetoDB's ``/healthcheck?fullcheck=true`` answers HTTP 200 or 503 with
+``{"API": "OK", "Storage": "ERROR", "Messaging": "Not Implemented"}``. Each
+subsystem becomes a gauge, 1 for OK and 0 otherwise ("Not Implemented"
+sends nothing); ``overall`` is 1 only for HTTP 200 without an ERROR, and 0
+when the check is unreachable, answers 503 or answers nonsense.
+"""
+
+import json
+import urllib.parse
+
+from magnetodb_statsd_middleware import httpget
+from magnetodb_statsd_middleware import metrics
+
+NOT_IMPLEMENTED = 'not implemented'
+
+
+class HealthError(Exception):
+    """The health check could not be read; the message is the cause."""
+
+
+def _subsystems(text, shown):
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise HealthError('%s did not return JSON: %s' % (shown, exc)) \
+            from None
+    if not isinstance(body, dict):
+        raise HealthError('%s did not return a JSON object' % shown)
+    return body
+
+
+def health_gauges(settings):
+    """``(gauges, error)``: the gauges to send, and the failure, if any."""
+    base = 'health.%s.' % metrics.safe_name(settings.host_name)
+    getter = httpget.HttpGetter(settings.healthcheck_url, settings)
+    params = urllib.parse.parse_qsl(getter.query)
+    try:
+        status, text, shown = getter.get(getter.path, params,
+                                         accept=(200, 503))
+        if status not in (200, 503):
+            raise HealthError('%s failed: HTTP %d' % (shown, status))
+        body = _subsystems(text, shown)
+    except (httpget.HttpError, HealthError) as exc:
+        return [(base + 'overall', 0)], str(exc)
+    finally:
+        getter.close()
+    gauges = []
+    healthy = status == 200
+    for subsystem, state in sorted(body.items()):
+        name = metrics.safe_name(str(subsystem).lower())
+        state = str(state).lower()
+        if state == NOT_IMPLEMENTED or name is None:
+            continue
+        ok = state == 'ok'
+        healthy = healthy and (ok or state != 'error')
+        gauges.append((base + name, int(ok)))
+    gauges.append((base + 'overall', int(healthy)))
+    return gauges, ''

@@ -1,0 +1,128 @@
+"""Bounded HTTP GETs to the local API server, with one-line failures.
+
+Every request, body included, must finish within ``request_timeout`` and
+its body must fit ``max_response_bytes``: a slow or runaway server can
+cost a cycle, never the process. Failures become :class:`HttpError` whose
+message names the request (without user information) and the cause, so
+that a refused connection is logged as one line, not as a traceback.
+"""
+
+import http.client
+import os
+import socket
+import time
+import urllib.parse
+
+from magnetodb_statsd_middleware import runtime
+
+_READ_CHUNK = 256 * 1024
+
+
+class HttpError(Exception):
+    """A request failed; the message is the cause."""
+
+
+def redact_url(url):
+    """The URL without user information, fit for a log line."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ''
+    if ':' in netloc:
+        netloc = '[%s]' % netloc
+    if parts.port:
+        netloc += ':%d' % parts.port
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+class HttpGetter:
+    """GETs against one origin over one kept-alive connection."""
+
+    def __init__(self, url, settings):
+        self._settings = settings
+        parts = urllib.parse.urlsplit(url)
+        self._https = parts.scheme == 'https'
+        self._host = parts.hostname
+        self._port = parts.port
+        self.path = parts.path.rstrip('/')
+        self.query = parts.query
+        self._origin = redact_url(
+            urllib.parse.urlunsplit(parts[:2] + ('', '', '')))
+        self._conn = None
+        # Names the polling process in the API server's access log.
+        self._headers = {'Accept': 'application/json',
+                         'User-Agent': 'magnetodb-statsd-middleware (pid %d)'
+                                       % os.getpid()}
+
+    def close(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self):
+        if self._conn is None:
+            cls = (http.client.HTTPSConnection if self._https
+                   else http.client.HTTPConnection)
+            self._conn = cls(self._host, self._port,
+                             timeout=self._settings.request_timeout)
+        return self._conn
+
+    def get(self, path, params, accept=(200,)):
+        """``(status, text, shown)`` of a GET, or HttpError with a cause.
+
+        The body is read only for a status in ``accept``; ``shown`` is the
+        request as it may appear in a log line.
+        """
+        query = urllib.parse.urlencode(params, safe=',')
+        target = path + ('?' + query if query else '')
+        shown = 'GET %s%s' % (self._origin, target)
+        deadline = time.monotonic() + self._settings.request_timeout
+        try:
+            conn = self._connection()
+            conn.request('GET', target, headers=self._headers)
+            response = conn.getresponse()
+            if response.status not in accept:
+                self.close()
+                return response.status, '', shown
+            body = self._read_body(response, deadline, shown)
+        except HttpError:
+            self.close()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            reason = ('no answer within %gs' % self._settings.request_timeout
+                      if isinstance(exc, socket.timeout)
+                      else str(exc) or type(exc).__name__)
+            raise HttpError('%s failed: %s' % (shown, reason)) from None
+        try:
+            return response.status, body.decode('utf-8'), shown
+        except UnicodeDecodeError as exc:
+            raise HttpError('%s returned a body that is not UTF-8: %s'
+                            % (shown, exc)) from None
+
+    def _read_body(self, response, deadline, shown):
+        limit = self._settings.max_response_bytes
+        length = response.getheader('Content-Length')
+        if length and length.isdigit() and int(length) > limit:
+            raise HttpError('%s returned %s bytes, more than '
+                            'max_response_bytes (%d)' % (shown, length, limit))
+        chunks = []
+        size = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout()
+            if self._conn.sock is not None:
+                self._conn.sock.settimeout(remaining)
+            chunk = response.read(_READ_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise HttpError('%s returned more than max_response_bytes '
+                                '(%d)' % (shown, limit))
+            chunks.append(chunk)
+            runtime.cooperative_yield()
+        if response.will_close:
+            self.close()
+        return b''.join(chunks)

@@ -293,16 +293,18 @@ def rss():
         return int(f.read().split()[1]) * resource.getpagesize()
 cycles = int(sys.argv[4])
 run = lambda: cycle.run_cycle(settings, outages.OutageLog())
-run()  # warm up: imports, caches
 gc.collect()
-before = rss()
+before = rss()  # everything imported, no cycle run yet
 samples = []
 for number in range(cycles):
     assert run().completed
     if number in (cycles // 10, cycles - 1):
         gc.collect()
         samples.append(rss())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: the latter starts at the parent's RSS at fork.
+with open('/proc/self/status') as f:
+    peak = [int(line.split()[1]) * 1024 for line in f
+            if line.startswith('VmHWM:')][0]
 print(before, peak, samples[0], samples[-1])
 '''
 

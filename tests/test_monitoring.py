@@ -185,15 +185,29 @@ def test_user_information_never_reaches_a_message(serve):
     assert 'admin' not in str(error.value)
 
 
+@pytest.fixture(params=['whole', 'item by item'])
+def parse_mode(request, monkeypatch):
+    if request.param == 'item by item':
+        monkeypatch.setattr(monitoring, 'WHOLE_PARSE_CHARS', 0)
+
+
 @pytest.mark.parametrize('text, items', [
     ('[]', []), (' [ 1 , {"a": [2]} ]\n', [1, {'a': [2]}]),
+    (' [ ] ', []),
 ])
-def test_iter_json_list(text, items):
+def test_iter_json_list(parse_mode, text, items):
     assert list(monitoring.iter_json_list(text)) == items
 
 
 @pytest.mark.parametrize('text', ['', '[1,', '[1 2]', '[1] x', '{"a": 1}',
-                                  'null', '[1,]'])
-def test_iter_json_list_rejects(text):
+                                  'null', '[1,]', '[', ']'])
+def test_iter_json_list_rejects(parse_mode, text):
     with pytest.raises(ValueError):
         list(monitoring.iter_json_list(text))
+
+
+def test_a_huge_project_is_parsed_in_chunks(serve, monkeypatch):
+    monkeypatch.setattr(monitoring, 'WHOLE_PARSE_CHARS', 1000)
+    dataset = fakeapi.build_dataset(projects=3, tables=10, big=(2500,))
+    seen, _, _ = _walk(serve(fakeapi.FakeMonitoringAPI(dataset)))
+    _assert_exactly_once(seen, dataset)

@@ -94,12 +94,24 @@ class Emitter:
         return True
 
     def gauges(self, gauges):
-        """Queue ``(name, value)`` gauges; values are validated ints."""
+        """Queue ``(name, value)`` gauges; values are validated ints.
+
+        The hot loop of a cycle: the size check of :meth:`_fits` is
+        inlined (``prefix.name:value|g``).
+        """
+        gauge = self._pipe.gauge
+        overhead = self._prefix_length + 3
+        limit = self._settings.max_packet_size
         for name, value in gauges:
-            if self._fits(name, len(str(value)) + 2):
-                self._pipe.gauge(name, value)
-                if self._pending_bytes >= self._batch_bytes:
-                    self.flush()
+            length = overhead + len(name) + len(str(value))
+            if length > limit:
+                self.oversize += 1
+                continue
+            gauge(name, value)
+            self.lines_sent += 1
+            self._pending_bytes += length
+            if self._pending_bytes >= self._batch_bytes:
+                self.flush()
 
     def counter(self, name, count):
         if self._fits(name, len(str(count)) + 2):

@@ -11,6 +11,7 @@ name lacks ``metric_prefix``: the StatsD client adds it.
 import dataclasses
 import hashlib
 import re
+import typing
 
 MAX_VALUE = 2 ** 63 - 1
 
@@ -28,9 +29,9 @@ def safe_name(raw):
     """
     if not isinstance(raw, str) or not raw:
         return None
-    safe = _UNSAFE.sub('_', raw)
-    if safe == raw:
+    if _UNSAFE.search(raw) is None:
         return raw
+    safe = _UNSAFE.sub('_', raw)
     digest = hashlib.sha1(raw.encode('utf-8', 'surrogatepass')).hexdigest()
     return '%s_%s' % (safe, digest[:8])
 
@@ -55,12 +56,14 @@ def valid_value(value):
     return None
 
 
-@dataclasses.dataclass
-class TableStats:
-    """One row of a listing: a table's status and raw usage figures."""
+class TableStats(typing.NamedTuple):
+    """One row of a listing: a table's status and raw usage figures.
+
+    A NamedTuple: a 100,000-table cycle builds 100,000 of them.
+    """
 
     project: str
-    name: str
+    name: object  # as the API sent it; safe_name() decides
     active: bool
     usage: dict
 
@@ -110,7 +113,10 @@ class MetricSet:
                 self._mark_incomplete(sums, self._metrics)
                 continue
             for metric in self._metrics:
-                value = valid_value(table.usage.get(metric))
+                value = table.usage.get(metric)
+                # Fast path for the usual JSON integer; the rest is checked.
+                if type(value) is not int or not 0 <= value <= MAX_VALUE:
+                    value = valid_value(value)
                 if value is None:
                     self.counts.rejected += 1
                     self._mark_incomplete(sums, (metric,))

@@ -130,27 +130,31 @@ class MonitoringClient:
 
     # Rows
 
-    def _table(self, row, project, name_key):
-        if not isinstance(row, dict):
-            self.bad_rows += 1
-            return None
-        usage = row.get('usage_detailes', row.get('usage_details'))
+    @staticmethod
+    def _table(row, project, name_key):
+        usage = row.get('usage_detailes')
+        if usage is None:
+            usage = row.get('usage_details')
         if not isinstance(usage, dict):
             usage = {}
-        active = row.get('status', 'ACTIVE') == 'ACTIVE'
-        return metrics.TableStats(project, row.get(name_key), active, usage)
+        return metrics.TableStats(project, row.get(name_key),
+                                  row.get('status', 'ACTIVE') == 'ACTIVE',
+                                  usage)
 
     def _runs(self, rows):
         """Group a page's rows into runs of one project, in page order."""
         runs = []
+        run = None
+        table = self._table
         for row in rows:
             project = row.get('tenant') if isinstance(row, dict) else None
-            if not isinstance(project, str) or not project:
-                self.bad_rows += 1
-                continue
-            if not runs or runs[-1].project != project:
-                runs.append(Run(project))
-            runs[-1].tables.append(self._table(row, project, 'name'))
+            if run is None or project != run.project:
+                if not isinstance(project, str) or not project:
+                    self.bad_rows += 1
+                    continue
+                run = Run(project)
+                runs.append(run)
+            run.tables.append(table(row, project, 'name'))
         return runs
 
     # Listings
@@ -218,5 +222,7 @@ class MonitoringClient:
         path = '%s/%s' % (self._base_path,
                           urllib.parse.quote(project, safe=''))
         rows = self.get_list(path, {'metrics': self._query_metrics})
-        tables = [self._table(row, project, 'table_name') for row in rows]
-        return [t for t in tables if t is not None]
+        bad = [row for row in rows if not isinstance(row, dict)]
+        self.bad_rows += len(bad)
+        return [self._table(row, project, 'table_name') for row in rows
+                if isinstance(row, dict)]

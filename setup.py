@@ -22,7 +22,14 @@ setuptools.setup(
             'Paste>=3.5',
             'PasteDeploy>=3.0',
         ],
+        # One emitter per cluster (coordination_url); add the backend's
+        # client library, e.g. redis for redis://.
+        'coordination': [
+            'tooz>=6.0',
+        ],
         'test': [
+            'redis>=4',
+            'tooz>=6.0',
             'gunicorn>=21',
             'Paste>=3.5',
             'PasteDeploy>=3.0',

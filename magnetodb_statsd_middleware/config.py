@@ -19,6 +19,7 @@ import tempfile
 from oslo_config import cfg
 from oslo_config import types
 
+from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Settings:
     lock_path: str = ''
     healthcheck_url: str = ''
     host_name: str = ''
+    coordination_url: str = dataclasses.field(default='', repr=False)
 
 
 def default_lock_path(monitoring_url):
@@ -172,6 +174,12 @@ def _validated(values):
         except ValueError as exc:
             raise ConfigError('[statsd] healthcheck_url = %r is invalid: %s'
                               % (url, exc)) from None
+    coordination_url = values['coordination_url'] or ''
+    if coordination_url:
+        problem = coordination.check_available(coordination_url)
+        if problem:  # the URL is a secret: never in the message
+            raise ConfigError('[statsd] coordination_url is invalid: %s'
+                              % problem)
     lock_path = values['lock_path']
     if lock_path is None:
         lock_path = default_lock_path(values['monitoring_url'])
@@ -194,4 +202,5 @@ def _validated(values):
         lock_path=lock_path,
         healthcheck_url=url,
         host_name=host_name,
+        coordination_url=coordination_url,
     )

@@ -53,52 +53,61 @@ def _send_health(settings, outages, sink):
         outages.succeeded(HEALTH)
 
 
-def run_cycle(settings, outages, sink_factory=emitter.Emitter):
-    """Collect once and send; never raises for an expected failure.
-
-    The health check and the table listing are independent: either may
-    fail without stopping the other.
-    """
-    started = time.monotonic()
+def _send_tables(settings, outages, sink, started):
+    """The table, project, total and collector metrics; returns the
+    CycleResult."""
     metric_set = metrics.MetricSet(settings.metrics)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
     try:
-        with sink_factory(settings) as sink:
-            if settings.healthcheck_url:
-                _send_health(settings, outages, sink)
-            try:
-                error = _read_listing(settings, client, metric_set, sink)
-            except monitoring.MonitoringError as exc:
-                error = str(exc)
-            if not error and client.bad_rows:
-                error = ('%d listing rows lack a project id; totals are '
-                         'withheld' % client.bad_rows)
-            if error:
-                outages.failed(MONITORING, error)
-            else:
-                outages.succeeded(MONITORING)
-                sink.gauges(metric_set.totals())
-            counts.pages = client.pages
-            counts.rejected += sink.oversize
-            bad_values = counts.rejected
-            # Rows without a project already failed the listing above.
-            counts.rejected += client.bad_rows
-            _self_metrics(sink, counts, not error,
-                          (time.monotonic() - started) * 1000.0)
-    except emitter.EmitError as exc:
-        outages.failed(STATSD, str(exc))
-        return CycleResult(False, counts, str(exc))
+        error = _read_listing(settings, client, metric_set, sink)
+    except monitoring.MonitoringError as exc:
+        error = str(exc)
     finally:
         client.close()
-    outages.succeeded(STATSD)
-    if bad_values:
+    if not error and client.bad_rows:
+        error = ('%d listing rows lack a project id; totals are withheld'
+                 % client.bad_rows)
+    if error:
+        outages.failed(MONITORING, error)
+    else:
+        outages.succeeded(MONITORING)
+        sink.gauges(metric_set.totals())
+    counts.pages = client.pages
+    counts.rejected += sink.oversize
+    if counts.rejected:
         outages.failed(DATA, 'values that are not integers from 0 to '
                        '2**63-1, or names that cannot be sent, were '
                        'skipped (see collector.values_rejected)')
     else:
         outages.succeeded(DATA)
+    # Rows without a project already failed the listing above.
+    counts.rejected += client.bad_rows
+    _self_metrics(sink, counts, not error,
+                  (time.monotonic() - started) * 1000.0)
     return CycleResult(not error, counts, error)
+
+
+def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True):
+    """Collect once and send; never raises for an expected failure.
+
+    The health check and the table listing are independent: either may
+    fail without stopping the other. ``tables=False`` (another host holds
+    the cluster lock) sends this host's health only.
+    """
+    started = time.monotonic()
+    result = CycleResult(True, metrics.CycleCounts())
+    try:
+        with sink_factory(settings) as sink:
+            if settings.healthcheck_url:
+                _send_health(settings, outages, sink)
+            if tables:
+                result = _send_tables(settings, outages, sink, started)
+    except emitter.EmitError as exc:
+        outages.failed(STATSD, str(exc))
+        return CycleResult(False, result.counts, str(exc))
+    outages.succeeded(STATSD)
+    return result
 
 
 def _self_metrics(sink, counts, completed, duration_ms):

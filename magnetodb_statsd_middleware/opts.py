@@ -102,6 +102,16 @@ STATSD_OPTS = [
              'every cycle sends <prefix>.health.<host_name>.<subsystem> '
              'gauges (1 OK, 0 not) and .overall. Empty: no health gauges.'),
     cfg.StrOpt(
+        'coordination_url', default='', secret=True,
+        help='tooz backend URL that elects one process in the whole cluster '
+             'to read and send the table metrics, e.g. '
+             'redis://host:6379?timeout=10, zookeeper://host:2181, '
+             'etcd3+http://host:2379; backend options go in the query '
+             'string as tooz defines them (the lock timeout bounds the '
+             'failover). Needs the "coordination" extra. When the backend '
+             'is unreachable, no process sends table metrics until it is '
+             'back; health gauges go on. Empty: the per-host lock only.'),
+    cfg.StrOpt(
         'host_name', default=None,
         sample_default='<short host name>',
         help='Names this host in its health gauges; made safe like any '

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 
+from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import emitter
@@ -24,6 +25,7 @@ LOG = logging.getLogger(__name__)
 
 LOCK = 'host lock'
 LOOP = 'collector loop'
+CLUSTER = 'coordination backend'
 
 # Seconds after start during which failures are expected (the server is
 # not listening yet) and retried every STARTUP_RETRY seconds, quietly.
@@ -42,6 +44,11 @@ class Scheduler:
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
                                          grace_for=(cycle.MONITORING,))
         self.lock = election.HostLock(settings.lock_path)
+        self.cluster = None
+        if settings.coordination_url:
+            self.cluster = coordination.ClusterLock(
+                settings.coordination_url,
+                'magnetodb-statsd-%s' % settings.metric_prefix)
         self._stop = threading.Event()
         self._thread = None
         self._finished = False
@@ -81,6 +88,8 @@ class Scheduler:
                     return
         finally:
             self._finished = True
+            if self.cluster is not None:
+                self.cluster.release(timeout=2.0)
             self.lock.release()
             if not self._stop.is_set() and self._on_death is not None:
                 LOG.error('The StatsD collector loop stopped unexpectedly')
@@ -95,7 +104,8 @@ class Scheduler:
             if not self._elected():
                 return True
             result = cycle.run_cycle(self.settings, self.outages,
-                                     self._sink_factory)
+                                     self._sink_factory,
+                                     tables=self._cluster_elected())
             self.cycles += 1
             self.outages.succeeded(LOOP)
             if result.completed:
@@ -105,6 +115,24 @@ class Scheduler:
             self.outages.failed(LOOP, 'unexpected %s: %s'
                                 % (type(exc).__name__, exc), exc_info=True)
             return False
+
+    def _cluster_elected(self):
+        """Whether this process sends the table metrics of the cluster."""
+        if self.cluster is None:
+            return True
+        was_holding = self.cluster.holding
+        try:
+            held = self.cluster.held(self.settings.request_timeout)
+        except coordination.CoordinationError as exc:
+            self.outages.failed(CLUSTER, '%s; table metrics are left to '
+                                'nobody until it is back' % exc)
+            return False
+        self.outages.succeeded(CLUSTER)
+        if held != was_holding:
+            LOG.info('pid %d %s the cluster lock: table metrics are %s',
+                     os.getpid(), 'holds' if held else 'lost',
+                     'sent from here' if held else 'left to another host')
+        return held
 
     def _elected(self):
         was_held = self.lock.held

@@ -110,7 +110,7 @@ class StatsdDaemon:
     def __init__(self, workdir, port=None):
         if not os.path.exists(STATSD_JS):
             raise RuntimeError('the statsd daemon is not installed at %s: '
-                               'run tools/install-statsd.sh' % STATSD_JS)
+                               'run tools/install-peers.sh' % STATSD_JS)
         self.port = port or free_port(socket.SOCK_DGRAM)
         self.mgmt_port = free_port()
         conf = os.path.join(workdir, 'statsd.js')
@@ -223,6 +223,7 @@ oslo_config_args = --config-file $here/magnetodb-api.conf
 use = egg:Paste#urlmap
 /v1/data = rest_api
 /v1/monitoring/projects = monitoring_api
+/healthcheck = health_check
 
 [pipeline:rest_api]
 pipeline = statsd data_app
@@ -242,6 +243,9 @@ paste.app_factory = apps:echo_app_factory
 paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
 control = true
 {fixture_options}
+
+[app:health_check]
+paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
 """
 
 
@@ -259,13 +263,15 @@ class APIServer:
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.monitoring_url = self.url + MONITORING_PATH
+        self.served = set()  # pids of the processes that answered get()
         ini = os.path.join(workdir, 'api-paste.ini')
         with open(ini, 'w') as f:
             f.write(PASTE_INI.format(filter_options=filter_options,
                                      fixture_options=fixture_options,
                                      data_options=data_options))
         with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
-            f.write(conf.replace('$api', self.monitoring_url))
+            f.write(conf.replace('$api', self.monitoring_url).replace(
+                '$health', self.url + '/healthcheck?fullcheck=true'))
         here = os.path.dirname(os.path.abspath(__file__))
         env = dict(os.environ, PYTHONPATH=here, PYTHONUNBUFFERED='1')
         if server == 'eventlet':
@@ -290,7 +296,10 @@ class APIServer:
 
     def get(self, path='/v1/data', timeout=10):
         with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
-            return r.status, r.read()
+            body = r.read()
+        if path == '/v1/data':  # the echo app answers with its pid
+            self.served.add(int(body))
+        return r.status, body
 
     def wait_ready(self):
         def answers():
@@ -366,3 +375,33 @@ class RequestLoop:
     def percentile(self, fraction):
         ordered = sorted(self.durations)
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class RedisServer:
+    """A real redis-server on loopback, for the tooz coordination tests."""
+
+    def __init__(self, workdir, port=None, *options):
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.options = list(options)
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
+             '--save', '', '--appendonly', 'no', '--dir', self.workdir]
+            + self.options,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._answers, message='redis-server to start')
+
+    def _answers(self):
+        try:
+            with socket.create_connection(('127.0.0.1', self.port), 1) as s:
+                s.sendall(b'PING\r\n')
+                return s.recv(16).startswith((b'+PONG', b'-NOAUTH'))
+        except OSError:
+            return False
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()

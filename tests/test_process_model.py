@@ -35,9 +35,11 @@ def test_one_emitter_among_gunicorn_workers(
         api_server, tmp_path, statsd_daemon, prefix, server=worker,
         workers=3, preload=preload)
     api.wait_ready()
-    # Requests reach every worker: forked workers start their collector.
+    # With --preload, a forked worker starts its collector at its first
+    # request.
     for _ in range(30):
         api.get()
+    served = api.served
     started = time.time()
     peers.wait_for(lambda: len(peers.polls(request_log, started)) >= 4,
                    timeout=30, message='four polls')
@@ -47,7 +49,15 @@ def test_one_emitter_among_gunicorn_workers(
     # Each process starts exactly one collector, although the filter is
     # listed in two pipelines; with --preload the master has one too.
     assert len(collectors) == len(set(collectors))
-    assert len(collectors) == (4 if preload else 3)
+    started_in = {int(pid) for pid in collectors}
+    # Every process that served a request (ours, or the collector's own
+    # monitoring requests) started one; with --preload the master too,
+    # and a worker that got no request yet has none.
+    assert served <= started_in
+    assert len(started_in) <= 3 + preload
+    if not preload:
+        assert len(started_in) == 3
+    assert (api.process.pid in started_in) == preload
 
 
 def test_sigkill_of_the_emitter_hands_over_within_an_interval(

@@ -1,0 +1,128 @@
+"""One emitter of table metrics per cluster, elected through a tooz lock.
+
+Every host's collector reads the same cluster-wide listing, and every
+listing makes MagnetoDB read statistics of every table from Cassandra: N
+hosts would multiply that load by N. With ``coordination_url`` set, only
+the process holding the cluster lock reads and sends table metrics; tooz's
+heartbeat keeps the lock alive, and a holder that dies loses it when the
+backend's lock timeout expires (``?timeout=N`` in a redis URL).
+
+When the backend cannot be reached, or the lock cannot be shown to be
+still ours, this process stands down: table metrics are sent only while
+the lock is provably held, never by two hosts at once. It tries again
+every interval. Health gauges are per host and do not depend on it.
+
+tooz is an optional extra: ``pip install
+'magnetodb-statsd-middleware[coordination]'`` plus the backend's client.
+"""
+
+import os
+import socket
+import urllib.parse
+
+from magnetodb_statsd_middleware import runtime
+
+
+class CoordinationError(Exception):
+    """The backend failed; the message is the cause, without secrets."""
+
+
+def check_available(url):
+    """Fail at paste load, not at the first cycle, when tooz is missing."""
+    try:
+        import tooz.coordination  # noqa: F401
+    except ImportError:
+        return ('coordination_url is set but tooz is not installed: pip '
+                "install 'magnetodb-statsd-middleware[coordination]' and "
+                "the backend's client library")
+    if not urllib.parse.urlsplit(url).scheme:
+        return 'coordination_url needs a tooz backend scheme, e.g. redis://'
+    return ''
+
+
+class ClusterLock:
+    """The cluster-wide lock; ask :meth:`held` once per cycle."""
+
+    def __init__(self, url, name):
+        self._url = url
+        self._password = urllib.parse.urlsplit(url).password
+        self._name = name.encode('utf-8')
+        self._member = ('%s-%d' % (socket.gethostname(),
+                                   os.getpid())).encode('utf-8')
+        self._coordinator = None
+        self._lock = None
+        self._pending = None
+        self.holding = False
+
+    def _redacted(self, exc):
+        message = '%s: %s' % (type(exc).__name__, exc)
+        if self._password:
+            message = message.replace(self._password, '***')
+        return message
+
+    def held(self, timeout):
+        """True while this process provably holds the cluster lock.
+
+        The backend's client may retry for minutes when the backend is
+        gone (redis-py does), so the call runs in the background and is
+        given up after ``timeout`` seconds: a call that has not answered
+        proves nothing, and none is started while it is still running.
+        """
+        no_answer = CoordinationError('no answer within %gs' % timeout)
+        if self._pending is not None and self._pending.is_alive():
+            raise no_answer  # the same outage as when that call started
+        outcome = {}
+
+        def call():
+            try:
+                outcome['held'] = self._held()
+            except CoordinationError as exc:
+                outcome['error'] = exc
+
+        self._pending = runtime.spawn(call, 'magnetodb-statsd-coordination')
+        self._pending.join(timeout)
+        if 'error' in outcome:
+            raise outcome['error']
+        if 'held' not in outcome:
+            raise no_answer
+        return outcome['held']
+
+    def _held(self):
+        from tooz import coordination
+        try:
+            if self._coordinator is None:
+                coordinator = coordination.get_coordinator(self._url,
+                                                           self._member)
+                coordinator.start(start_heart=True)
+                self._coordinator = coordinator
+                self._lock = coordinator.get_lock(self._name)
+            if self.holding and self._lock.is_still_owner():
+                return True
+            self.holding = bool(self._lock.acquire(blocking=False))
+            return self.holding
+        except Exception as exc:  # tooz and client errors vary by backend
+            self._drop()
+            raise CoordinationError(self._redacted(exc)) from None
+
+    def release(self, timeout):
+        """Hand the lock over at once (clean stop), waiting at most
+        ``timeout`` seconds for a backend that may be gone (the lock then
+        expires by itself)."""
+        def call():
+            try:
+                if self.holding:
+                    self._lock.release()
+            except Exception:  # the backend may be gone
+                pass
+            self._drop()
+        runtime.spawn(call, 'magnetodb-statsd-release').join(timeout)
+
+    def _drop(self):
+        coordinator, self._coordinator = self._coordinator, None
+        self._lock = None
+        self.holding = False
+        if coordinator is not None:
+            try:
+                coordinator.stop()
+            except Exception:  # stopping a broken coordinator may fail
+                pass

@@ -1,0 +1,164 @@
+"""One emitter per cluster through tooz, against a real redis-server."""
+
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+import peers
+from magnetodb_statsd_middleware import config
+
+INTERVAL = 1
+LOCK_TIMEOUT = 2
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = peers.RedisServer(str(tmp_path))
+    yield server
+    server.stop()
+
+
+def _host(api_server, tmp_path, redis, daemon, prefix, name, request_log,
+          url=None):
+    """One 'host': an eventlet API server with its own host lock."""
+    url = url or 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
+                                                      LOCK_TIMEOUT)
+    conf = ('[statsd]\nenabled = true\nstatsd_port = %d\n'
+            'metric_prefix = %s\ninterval = %d\nmonitoring_url = $api\n'
+            'lock_path = %s\ncoordination_url = %s\nhost_name = %s\n'
+            'healthcheck_url = $health\nrequest_timeout = 2\n'
+            % (daemon.port, prefix, INTERVAL,
+               tmp_path / ('%s.lock' % name), url, name))
+    api = api_server(conf, fixture_options='request_log = ' + request_log,
+                     port=peers.free_port())
+    return api
+
+
+@pytest.fixture
+def cluster(api_server, tmp_path, redis, statsd_daemon, prefix):
+    request_log = str(tmp_path / 'requests.log')
+
+    def start(names=('host-a', 'host-b'), url=None):
+        hosts = {name: _host(api_server, tmp_path, redis, statsd_daemon,
+                             prefix, name, request_log, url)
+                 for name in names}
+        for api in hosts.values():
+            api.wait_ready()
+        return hosts, request_log
+    return start
+
+
+def _pollers(request_log, since):
+    return {pid for _, pid in peers.polls(request_log, since)}
+
+
+def _leader(request_log):
+    """The pid of the one process polling now (after two fresh polls)."""
+    since = time.time()
+    peers.wait_for(lambda: len(peers.polls(request_log, since)) >= 2,
+                   timeout=30, message='two polls')
+    (pid,) = _pollers(request_log, since)
+    return pid
+
+
+def test_one_emitter_in_the_cluster_and_health_from_every_host(
+        cluster, statsd_daemon, prefix):
+    hosts, request_log = cluster()
+    since = time.time()
+    leader = _leader(request_log)
+    peers.wait_for(lambda: len(peers.polls(request_log, since)) >= 4,
+                   timeout=30, message='four polls')
+    assert _pollers(request_log, since) == {leader}
+    for name in hosts:
+        peers.wait_for(
+            lambda: statsd_daemon.gauges(
+                '%s.health.%s.overall' % (prefix, name)),
+            message='health gauges of %s' % name)
+    assert statsd_daemon.gauges(prefix + '.totals.')
+
+
+def test_sigkill_of_the_leader_fails_over_within_the_bound(cluster):
+    hosts, request_log = cluster()
+    leader = _leader(request_log)
+    os.kill(leader, signal.SIGKILL)
+    killed = time.time()
+    takeover = peers.wait_for(
+        lambda: [t for t, pid in peers.polls(request_log, killed)
+                 if pid != leader], timeout=30, message='a new leader')
+    failover = takeover[0] - killed
+    assert failover <= LOCK_TIMEOUT + INTERVAL + 1.0, failover
+    print('cluster failover after SIGKILL: %.2fs' % failover)
+
+
+def test_a_clean_stop_hands_over_at_once(cluster):
+    hosts, request_log = cluster()
+    leader = _leader(request_log)
+    (api,) = [a for a in hosts.values() if a.process.pid == leader]
+    api.process.send_signal(signal.SIGINT)
+    stopped = time.time()
+    api.process.wait(10)
+    takeover = peers.wait_for(
+        lambda: [t for t, pid in peers.polls(request_log, stopped)
+                 if pid != leader], timeout=30, message='a new leader')
+    # Within one retry interval, not after the lock timeout.
+    assert takeover[0] - stopped <= INTERVAL + 0.8
+
+
+def test_the_backend_going_away_and_coming_back(
+        cluster, redis, statsd_daemon, prefix):
+    hosts, request_log = cluster()
+    _leader(request_log)
+    redis.stop()
+    down = time.time()
+    # Within a cycle everyone stands down: no more listing polls.
+    peers.wait_for(lambda: all('coordination backend failed' in api.log
+                               for api in hosts.values()),
+                   timeout=30, message='the outage logged on every host')
+    quiet_since = time.time() + INTERVAL + 0.5
+    time.sleep(INTERVAL + 0.5 + 3 * INTERVAL)
+    assert not peers.polls(request_log, quiet_since)
+    for name in hosts:  # health goes on
+        gauge = '%s.health.%s.overall' % (prefix, name)
+        statsd_daemon.command('delgauges ' + gauge)
+        peers.wait_for(lambda: statsd_daemon.gauges(gauge),
+                       message='health during the outage')
+    redis.start()
+    restarted = time.time()
+    assert _leader(request_log)
+    peers.wait_for(lambda: all('coordination backend recovered' in api.log
+                               for api in hosts.values()),
+                   timeout=30, message='every host to recover')
+    print('table metrics back %.1fs after the backend restart; down %.1fs'
+          % (time.time() - restarted, restarted - down))
+    for api in hosts.values():
+        errors = [line for line in api.log.splitlines()
+                  if ' ERROR magnetodb_statsd_middleware' in line]
+        assert len(errors) == 1, errors
+
+
+def test_secrets_stay_out_of_the_logs(cluster, tmp_path):
+    guarded = peers.RedisServer(str(tmp_path), None, '--requirepass',
+                                'the-right-one')
+    try:
+        url = 'redis://:s3cret-pw@127.0.0.1:%d?timeout=2' % guarded.port
+        hosts, _ = cluster(names=('host-a',), url=url)
+        (api,) = hosts.values()
+        peers.wait_for(lambda: 'coordination backend failed' in api.log,
+                       message='the AUTH failure logged')
+    finally:
+        guarded.stop()
+    assert 's3cret-pw' not in api.log
+
+
+def test_missing_tooz_fails_the_paste_load(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'tooz', None)
+    monkeypatch.setitem(sys.modules, 'tooz.coordination', None)
+    with pytest.raises(config.ConfigError) as error:
+        config.load_settings({}, {
+            'enabled': 'true',
+            'coordination_url': 'redis://:pw@127.0.0.1:6379'})
+    message = str(error.value)
+    assert 'tooz is not installed' in message and 'pw' not in message

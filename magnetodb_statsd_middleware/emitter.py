@@ -53,8 +53,6 @@ class Emitter:
         self._batch_bytes = DATAGRAMS_PER_BATCH * settings.max_packet_size
         self._pending_bytes = 0
         self._due = 0.0
-        self.bytes_sent = 0
-        self.lines_sent = 0
         self.oversize = 0
 
     def __enter__(self):
@@ -90,7 +88,6 @@ class Emitter:
             self.oversize += 1
             return False
         self._pending_bytes += length
-        self.lines_sent += 1
         return True
 
     def gauges(self, gauges):
@@ -108,7 +105,6 @@ class Emitter:
                 self.oversize += 1
                 continue
             gauge(name, value)
-            self.lines_sent += 1
             self._pending_bytes += length
             if self._pending_bytes >= self._batch_bytes:
                 self.flush()
@@ -131,7 +127,6 @@ class Emitter:
         if not self._pending_bytes:
             return
         self._pipe.send()
-        self.bytes_sent += self._pending_bytes
         rate = self._settings.send_rate
         now = time.monotonic()
         if rate:

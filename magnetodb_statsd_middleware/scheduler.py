@@ -52,7 +52,6 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread = None
         self._finished = False
-        self.cycles = 0
 
     def start(self):
         LOG.info('StatsD collector starting in pid %d (%s), every %ds, '
@@ -106,7 +105,6 @@ class Scheduler:
             result = cycle.run_cycle(self.settings, self.outages,
                                      self._sink_factory,
                                      tables=self._cluster_elected())
-            self.cycles += 1
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

@@ -334,6 +334,14 @@ def polls(request_log, since=0.0):
             if m and float(m.group(1)) >= since]
 
 
+def takeover_time(request_log, since, old_pid):
+    """Wait for the first poll by another process than ``old_pid``."""
+    polled = wait_for(
+        lambda: [t for t, pid in polls(request_log, since) if pid != old_pid],
+        timeout=30, message='another process to poll')
+    return polled[0]
+
+
 def lock_holder(lock_path):
     """The pid written into the lock file by the process holding it."""
     try:

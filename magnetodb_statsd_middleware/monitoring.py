@@ -169,7 +169,7 @@ class MonitoringClient:
         params = {'metrics': self._query_metrics, 'limit': page_size}
         done = set()
         asked = set()
-        whole_first = False
+        whole = None  # the project a last_evaluated_project page has whole
         while True:
             if self.pages >= MAX_PAGES:
                 raise MonitoringError('the listing goes on past %d pages'
@@ -177,10 +177,11 @@ class MonitoringClient:
             rows = self.get_list(self._base_path, params)
             runs = self._runs(rows)
             full = len(rows) >= page_size
-            # The first run of a last_evaluated_project page is whole; the
-            # last run of a full page may continue on the next one.
-            complete = runs if not full else runs[:-1]
-            if full and whole_first and len(runs) == 1:
+            # The last run of a full page may continue on the next one,
+            # unless it is the project asked for with last_evaluated_project
+            # (which comes whole, unless it was deleted meanwhile).
+            complete = runs[:-1] if full else runs
+            if full and len(runs) == 1 and runs[0].project == whole:
                 complete = runs
             for run in complete:
                 if run.project not in done:
@@ -200,11 +201,11 @@ class MonitoringClient:
                 params = {'metrics': self._query_metrics,
                           'last_evaluated_project': last.project,
                           'last_evaluated_table': names[-1]}
-                whole_first = False
+                whole = None
             else:
                 params = {'metrics': self._query_metrics,
                           'last_evaluated_project': last.project}
-                whole_first = True
+                whole = last.project
             key = (params['last_evaluated_project'],
                    params.get('last_evaluated_table'))
             if key in asked:

@@ -61,6 +61,29 @@ def test_random_layouts_with_a_small_page_size(serve, seed):
     assert client.pages <= 3 * sum(sizes) // 10 + 2 * len(sizes)
 
 
+def test_a_project_deleted_between_pages(serve):
+    # The project asked for with last_evaluated_project is gone: the page
+    # then starts with the next project, which may not be whole.
+    class Deleting(fakeapi.FakeMonitoringAPI):
+        def listing(self, limit, last_project=None, last_table=None):
+            if last_project is not None and not self.deleted:
+                self.deleted = last_project
+                del self.live[last_project]
+                self.load(self.live)
+            return super().listing(limit, last_project, last_table)
+
+    dataset = fakeapi.build_dataset(projects=0, big=[15] * 12)
+    app = Deleting(dataset, default_limit=10)
+    app.live = dict(dataset)
+    app.deleted = None
+    seen, _, _ = _walk(serve(app), page_size=10)
+    assert app.deleted and max(seen.values()) == 1
+    assert len(app.live) == 11
+    for project in app.live:  # every surviving project came whole
+        assert {t.name for t in app.live[project]} == {
+            name for p, name in seen if p == project}
+
+
 def test_limit_is_sent_only_on_the_first_page(serve):
     # The fixture answers HTTP 500 to limit + last_evaluated_project, like
     # the Python 2 server; a complete walk proves it never got one.

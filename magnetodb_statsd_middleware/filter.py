@@ -20,8 +20,8 @@ class StatsdFilter:
     """Passes every request through; starts the collector when it is owed.
 
     The collector starts when the filter is built. The only work done per
-    request is reading one boolean, which is True after a fork (the child
-    must start its own collector) or after the loop died.
+    request is reading one module-level boolean, which is True after a fork
+    (the child must start its own collector) or after the loop died.
     """
 
     def __init__(self, app, process=scheduler.PROCESS):
@@ -29,7 +29,7 @@ class StatsdFilter:
         self._process = process
 
     def __call__(self, environ, start_response):
-        if self._process.needs_start:
+        if scheduler.start_owed:
             self._process.start_from_request()
         return self.app(environ, start_response)
 

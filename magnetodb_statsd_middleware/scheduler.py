@@ -27,6 +27,11 @@ LOCK = 'host lock'
 LOOP = 'collector loop'
 CLUSTER = 'coordination backend'
 
+# True when a request must start this process's collector: after a fork,
+# or after the loop died. A module global, because every request reads it
+# and a module attribute is the cheapest thing to read.
+start_owed = False
+
 # Seconds after start during which failures are expected (the server is
 # not listening yet) and retried every STARTUP_RETRY seconds, quietly.
 STARTUP_GRACE = 30.0
@@ -153,7 +158,6 @@ class ProcessCollector:
         self._guard = threading.Lock()
         self.scheduler = None
         self.settings = None
-        # Read on every request: True when a start is owed from there.
         self.needs_start = False
         os.register_at_fork(after_in_child=self._after_fork)
         atexit.register(self.stop)
@@ -181,15 +185,19 @@ class ProcessCollector:
 
     def _start_locked(self):
         if self.scheduler is not None and self.scheduler.alive:
-            self.needs_start = False
+            self._owe_start(False)
             return
-        self.needs_start = False  # before start: the loop may die at once
+        self._owe_start(False)  # before start: the loop may die at once
         self.scheduler = Scheduler(self.settings, self._loop_died)
         self.scheduler.start()
 
+    def _owe_start(self, owed):
+        global start_owed
+        self.needs_start = start_owed = owed
+
     def _loop_died(self):
         """The next request restarts the loop."""
-        self.needs_start = True
+        self._owe_start(True)
 
     def stop(self):
         scheduler = self.scheduler
@@ -202,7 +210,7 @@ class ProcessCollector:
         if self.scheduler is not None:
             self.scheduler.lock.release()
             self.scheduler = None
-        self.needs_start = self.settings is not None
+        self._owe_start(self.settings is not None)
 
 
 PROCESS = ProcessCollector()

@@ -46,7 +46,7 @@ def _fail(message):
     return 1
 
 
-def _check(settings, out=sys.stdout):
+def _check(settings):
     """One line per peer; True when every check passed."""
     results = [('OK', 'configuration', 'valid')]
     client = monitoring.MonitoringClient(settings)
@@ -72,7 +72,7 @@ def _check(settings, out=sys.stdout):
         results.append(('FAIL' if error else 'OK', 'health check',
                         error or 'overall %d' % overall))
     for status, what, detail in results:
-        print('%-4s %s: %s' % (status, what, detail), file=out)
+        print('%-4s %s: %s' % (status, what, detail))
     return all(status == 'OK' for status, _, _ in results)
 
 

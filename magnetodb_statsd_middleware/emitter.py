@@ -160,9 +160,7 @@ class _PrintingClient(StatsClientBase):
 class DryRunEmitter(Emitter):
     """Prints exactly the lines an Emitter would send, and sends nothing."""
 
-    stream = sys.stdout
-
     def _open_client(self):
         self._settings = dataclasses.replace(self._settings, send_rate=0)
-        return _PrintingClient(self.stream, self._settings.metric_prefix,
+        return _PrintingClient(sys.stdout, self._settings.metric_prefix,
                                self._settings.max_packet_size + 1)

@@ -166,6 +166,12 @@ class StatsdDaemon:
         self.log.close()
 
 
+def statsd_section(**options):
+    """A ``[statsd]`` section of an oslo.config file, in the given order."""
+    return '[statsd]\n' + ''.join('%s = %s\n' % item
+                                   for item in options.items())
+
+
 def make_settings(**overrides):
     values = dict(enabled=True, lock_path='', interval=1, statsd_port=1)
     values.update(overrides)

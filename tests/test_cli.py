@@ -21,8 +21,7 @@ def _run(conf_path, *args, timeout=60):
 def write_conf(tmp_path):
     def write(**options):
         path = tmp_path / 'magnetodb-statsd.conf'
-        path.write_text('[statsd]\n' + ''.join(
-            '%s = %s\n' % item for item in options.items()))
+        path.write_text(peers.statsd_section(**options))
         return str(path)
     return write
 

@@ -26,12 +26,11 @@ def _host(api_server, tmp_path, redis, daemon, prefix, name, request_log,
     """One 'host': an eventlet API server with its own host lock."""
     url = url or 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
                                                       LOCK_TIMEOUT)
-    conf = ('[statsd]\nenabled = true\nstatsd_port = %d\n'
-            'metric_prefix = %s\ninterval = %d\nmonitoring_url = $api\n'
-            'lock_path = %s\ncoordination_url = %s\nhost_name = %s\n'
-            'healthcheck_url = $health\nrequest_timeout = 2\n'
-            % (daemon.port, prefix, INTERVAL,
-               tmp_path / ('%s.lock' % name), url, name))
+    conf = peers.statsd_section(
+        enabled='true', statsd_port=daemon.port, metric_prefix=prefix,
+        interval=INTERVAL, monitoring_url='$api',
+        lock_path=tmp_path / ('%s.lock' % name), coordination_url=url,
+        host_name=name, healthcheck_url='$health', request_timeout=2)
     api = api_server(conf, fixture_options='request_log = ' + request_log,
                      port=peers.free_port())
     return api

@@ -23,8 +23,7 @@ def _conf(statsd_port, prefix, tmp_path, **extra):
                    max_response_bytes=1 << 20,
                    lock_path=tmp_path / 'statsd.lock')
     options.update(extra)
-    return '[statsd]\n' + ''.join('%s = %s\n' % item
-                                  for item in options.items())
+    return peers.statsd_section(**options)
 
 
 def _our_lines(log, level):

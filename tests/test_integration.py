@@ -20,8 +20,7 @@ def _conf(daemon, prefix, tmp_path, **extra):
                    monitoring_url='$api',
                    lock_path=tmp_path / 'statsd.lock')
     options.update(extra)
-    return '[statsd]\n' + ''.join('%s = %s\n' % item
-                                  for item in options.items())
+    return peers.statsd_section(**options)
 
 
 def _wait_for_gauges(daemon, prefix, expected):

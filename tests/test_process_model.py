@@ -15,9 +15,9 @@ INTERVAL = 1
 def _start(api_server, tmp_path, statsd_daemon, prefix, **options):
     request_log = str(tmp_path / 'requests.log')
     lock_path = str(tmp_path / 'statsd.lock')
-    conf = ('[statsd]\nenabled = true\nstatsd_port = %d\nmetric_prefix = %s\n'
-            'interval = %d\nmonitoring_url = $api\nlock_path = %s\n'
-            % (statsd_daemon.port, prefix, INTERVAL, lock_path))
+    conf = peers.statsd_section(
+        enabled='true', statsd_port=statsd_daemon.port, metric_prefix=prefix,
+        interval=INTERVAL, monitoring_url='$api', lock_path=lock_path)
     api = api_server(conf, fixture_options='projects = 5\ntables = 20\n'
                      'request_log = %s' % request_log, **options)
     return api, request_log, lock_path, conf

@@ -70,8 +70,8 @@ class HttpGetter:
     def get(self, path, params, accept=(200,)):
         """``(status, text, shown)`` of a GET, or HttpError with a cause.
 
-        The body is read only for a status in ``accept``; ``shown`` is the
-        request as it may appear in a log line.
+        A status outside ``accept`` is a failure, and its body is not read;
+        ``shown`` is the request as it may appear in a log line.
         """
         query = urllib.parse.urlencode(params, safe=',')
         target = path + ('?' + query if query else '')
@@ -82,8 +82,8 @@ class HttpGetter:
             conn.request('GET', target, headers=self._headers)
             response = conn.getresponse()
             if response.status not in accept:
-                self.close()
-                return response.status, '', shown
+                raise HttpError('%s failed: HTTP %d'
+                                % (shown, response.status))
             body = self._read_body(response, deadline, shown)
         except HttpError:
             self.close()

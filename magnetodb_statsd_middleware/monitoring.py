@@ -116,11 +116,9 @@ class MonitoringClient:
 
     def get_list(self, path, params):
         try:
-            status, text, shown = self._http.get(path, params)
+            _, text, shown = self._http.get(path, params)
         except httpget.HttpError as exc:
             raise MonitoringError(str(exc)) from None
-        if status != 200:
-            raise MonitoringError('%s failed: HTTP %d' % (shown, status))
         self.pages += 1
         try:
             return list(iter_json_list(text))

@@ -54,6 +54,15 @@ def test_nonsense_is_unhealthy(serve, body):
     assert gauges == [('health.api-1.overall', 0)] and error
 
 
+def test_another_status_is_unhealthy(serve):
+    def app(environ, start_response):
+        start_response('500 Internal Server Error', [])
+        return [b'']
+    gauges, error = _gauges(_url(serve(app)))
+    assert gauges == [('health.api-1.overall', 0)]
+    assert error.endswith('failed: HTTP 500')
+
+
 def test_the_host_name_is_made_safe(serve):
     gauges, _ = _gauges(_url(serve(fakeapi.FakeHealthCheck())),
                         host_name='api.1')

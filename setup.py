@@ -1,3 +1,5 @@
+import io
+
 import setuptools
 
 setuptools.setup(
@@ -5,37 +7,50 @@ setuptools.setup(
     version='0.1.0',
     description='StatsD gauges of MagnetoDB table statistics, sent from '
                 'inside magnetodb-api by a paste filter',
-    long_description=open('README.rst').read(),
+    long_description=io.open('README.rst', encoding='utf-8').read(),
     long_description_content_type='text/x-rst',
     license='Apache-2.0',
     packages=setuptools.find_packages(exclude=['tests', 'tests.*']),
-    python_requires='>=3.10',
+    # CPython 2.7 (MagnetoDB 2015.1's own interpreter) and 3.10+.
+    python_requires='>=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,'
+                    '!=3.5.*,!=3.6.*,!=3.7.*,!=3.8.*,!=3.9.*',
+    # The widest ranges that work, so that the host's versions win: a
+    # MagnetoDB 2015.1 deployment has oslo.config 1.9.3, eventlet 0.17.4
+    # and WebOb 1.4.1. statsd 4 cannot even be installed on 2.7 (it does
+    # not say so itself); 3.3.0 is its last release for 2.7.
     install_requires=[
-        'eventlet>=0.33',
-        'oslo.config>=9.0',
-        'statsd>=4.0,<5',
-        'WebOb>=1.8',
+        'eventlet>=0.17.4',
+        'oslo.config>=1.9.3',
+        'WebOb>=1.4.1',
+        'statsd>=3.3,<4; python_version < "3"',
+        'statsd>=4.0,<5; python_version >= "3"',
     ],
     extras_require={
         # The demo serves a real paste pipeline, like magnetodb-api does.
         'demo': [
-            'Paste>=3.5',
-            'PasteDeploy>=3.0',
+            'Paste>=2.0.2',
+            'PasteDeploy>=1.5.2',
         ],
         # One emitter per cluster (coordination_url); add the backend's
-        # client library, e.g. redis for redis://.
+        # client library, e.g. redis for redis://. tooz 1.x is the line
+        # that still runs on 2.7.
         'coordination': [
-            'tooz>=6.0',
+            'tooz>=1.34,<2; python_version < "3"',
+            'tooz>=6.0; python_version >= "3"',
         ],
         'test': [
-            'redis>=4',
-            'tooz>=6.0',
-            'gunicorn>=21',
-            'Paste>=3.5',
-            'PasteDeploy>=3.0',
-            'fixtures>=4',
-            'pytest>=7',
-            'pytest-timeout>=2',
+            'redis>=3,<4; python_version < "3"',
+            'redis>=4; python_version >= "3"',
+            'tooz>=1.34,<2; python_version < "3"',
+            'tooz>=6.0; python_version >= "3"',
+            'gunicorn>=19.3',
+            'Paste>=2.0.2',
+            'PasteDeploy>=1.5.2',
+            'fixtures>=3',
+            'six>=1.9',
+            'stevedore>=1.3',
+            'pytest>=4.6',
+            'pytest-timeout>=1.3',
         ],
     },
     entry_points={
@@ -53,7 +68,13 @@ setuptools.setup(
     },
     classifiers=[
         'Environment :: OpenStack',
+        'Programming Language :: Python :: 2',
+        'Programming Language :: Python :: 2.7',
         'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.10',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
         'License :: OSI Approved :: Apache Software License',
     ],
 )

@@ -19,6 +19,7 @@ import threading
 
 from oslo_config import cfg
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
@@ -42,7 +43,7 @@ CLI_OPTS = [
 
 
 def _fail(message):
-    print('%s: %s' % (PROG, message), file=sys.stderr)
+    compat.write_line(sys.stderr, '%s: %s' % (PROG, message))
     return 1
 
 
@@ -55,7 +56,7 @@ def _check(settings):
         results.append(('OK', 'monitoring API', 'answered with %d row'
                         % len(rows)))
     except monitoring.MonitoringError as exc:
-        results.append(('FAIL', 'monitoring API', str(exc)))
+        results.append(('FAIL', 'monitoring API', compat.to_text(exc)))
     finally:
         client.close()
     try:
@@ -65,14 +66,14 @@ def _check(settings):
                         % (settings.statsd_host, address,
                            settings.statsd_port)))
     except emitter.EmitError as exc:
-        results.append(('FAIL', 'StatsD', str(exc)))
+        results.append(('FAIL', 'StatsD', compat.to_text(exc)))
     if settings.healthcheck_url:
         gauges, error = health.health_gauges(settings)
         overall = gauges[-1][1]  # health.<host>.overall comes last
         results.append(('FAIL' if error else 'OK', 'health check',
                         error or 'overall %d' % overall))
     for status, what, detail in results:
-        print('%-4s %s: %s' % (status, what, detail))
+        compat.write_line(sys.stdout, '%-4s %s: %s' % (status, what, detail))
     return all(status == 'OK' for status, _, _ in results)
 
 
@@ -98,7 +99,7 @@ def main(argv=None):
              prog=PROG)
         settings = config.load_settings(conf=conf, standalone=True)
     except (cfg.Error, config.ConfigError) as exc:
-        return _fail(str(exc).splitlines()[0])
+        return _fail(compat.to_text(exc).splitlines()[0])
     level = logging.DEBUG if conf.debug else logging.INFO
     if conf.once or conf.check:
         level = logging.CRITICAL  # the outcome is printed instead
@@ -114,8 +115,8 @@ def main(argv=None):
         if not result.completed:
             return _fail(result.error)
         if result.counts.rejected:
-            print('%s: %d values rejected' % (PROG, result.counts.rejected),
-                  file=sys.stderr)
+            compat.write_line(sys.stderr, '%s: %d values rejected'
+                              % (PROG, result.counts.rejected))
         return 0
     return _serve(settings, sink_factory)
 

@@ -7,7 +7,7 @@ convention) or by MagnetoDB's ``oslo_config_args`` in the paste
 the package receives a frozen :class:`Settings` and never reads oslo.config.
 """
 
-import dataclasses
+import collections
 import hashlib
 import logging
 import os
@@ -17,8 +17,8 @@ import string
 import tempfile
 
 from oslo_config import cfg
-from oslo_config import types
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import opts
 
@@ -28,36 +28,55 @@ LOG = logging.getLogger(__name__)
 OSLO_SOURCE_KEYS = ('oslo_config_project', 'oslo_config_file',
                     'oslo_config_program')
 
-_OPTS_BY_NAME = {opt.dest: opt for opt in opts.STATSD_OPTS}
-_URL_TYPE = types.URI(schemes=['http', 'https'])
+_OPTS_BY_NAME = dict((opt.dest, opt) for opt in opts.STATSD_OPTS)
+_URL_TYPE = opts.URI()
 
 
 class ConfigError(ValueError):
     """A bad ``[statsd]`` setting; the message names the option and value."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Validated, resolved settings of one collector."""
+_SETTINGS_DEFAULTS = (
+    ('enabled', False),
+    ('statsd_host', '127.0.0.1'),
+    ('statsd_port', 8125),
+    ('metric_prefix', 'magnetodb'),
+    ('interval', 60),
+    ('initial_delay', 0.0),
+    ('monitoring_url', opts.DEFAULT_MONITORING_URL),
+    ('projects', ()),
+    ('metrics', opts.KNOWN_METRICS),
+    ('page_size', 1000),
+    ('request_timeout', 30.0),
+    ('max_response_bytes', 16 * 1024 * 1024),
+    ('max_packet_size', 512),
+    ('send_rate', 5000),
+    ('lock_path', ''),
+    ('healthcheck_url', ''),
+    ('host_name', ''),
+    ('coordination_url', ''),
+)
 
-    enabled: bool = False
-    statsd_host: str = '127.0.0.1'
-    statsd_port: int = 8125
-    metric_prefix: str = 'magnetodb'
-    interval: int = 60
-    initial_delay: float = 0.0
-    monitoring_url: str = opts.DEFAULT_MONITORING_URL
-    projects: tuple = ()
-    metrics: tuple = opts.KNOWN_METRICS
-    page_size: int = 1000
-    request_timeout: float = 30.0
-    max_response_bytes: int = 16 * 1024 * 1024
-    max_packet_size: int = 512
-    send_rate: int = 5000
-    lock_path: str = ''
-    healthcheck_url: str = ''
-    host_name: str = ''
-    coordination_url: str = dataclasses.field(default='', repr=False)
+
+class Settings(collections.namedtuple(
+        'Settings', [name for name, _ in _SETTINGS_DEFAULTS])):
+    """Validated, resolved settings of one collector (immutable).
+
+    Built with keywords; the ones left out take their defaults.
+    ``coordination_url`` is a secret and stays out of the repr.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, **values):
+        for name, default in _SETTINGS_DEFAULTS:
+            values.setdefault(name, default)
+        return super(Settings, cls).__new__(cls, **values)
+
+    def __repr__(self):
+        shown = self._replace(coordination_url='***' if
+                              self.coordination_url else '')
+        return super(Settings, shown).__repr__()
 
 
 def default_lock_path(monitoring_url):
@@ -77,7 +96,7 @@ def _convert(name, value):
         return _OPTS_BY_NAME[name].type(value)
     except ValueError as exc:
         raise ConfigError('[statsd] %s = %r is invalid: %s'
-                          % (name, value, exc)) from None
+                          % (name, value, exc))
 
 
 def _oslo_conf_from_paste(global_conf, local_conf):
@@ -105,11 +124,11 @@ def _oslo_conf_from_paste(global_conf, local_conf):
         conf(args, project=project,
              prog=local_conf.get('oslo_config_program'),
              default_config_files=files, validate_default_values=True,
-             use_env=False)
-    except (cfg.Error, SystemExit, OSError) as exc:
+             **compat.config_parse_kwargs(conf))
+    except (cfg.Error, SystemExit) + compat.OS_ERRORS as exc:
         raise ConfigError('[statsd] cannot read the oslo.config files '
                           '(%s): %s' % (' '.join(args) or config_file,
-                                        exc)) from None
+                                        exc))
     return conf
 
 
@@ -122,7 +141,7 @@ def _oslo_values(conf):
             values[name] = getattr(group, name)
         except (cfg.ConfigFileValueError, ValueError) as exc:
             raise ConfigError('[statsd] %s is invalid: %s'
-                              % (name, exc)) from None
+                              % (name, exc))
     return values
 
 
@@ -163,9 +182,6 @@ def load_settings(global_conf=None, local_conf=None, conf=None,
 
 def _validated(values):
     """Checks that one option's type cannot express, and derived defaults."""
-    if not values['metrics']:
-        raise ConfigError('[statsd] metrics = %r is invalid: name size, '
-                          'item_count or both' % ','.join(values['metrics']))
     projects = tuple(p.strip() for p in values['projects'] if p.strip())
     url = values['healthcheck_url'] or ''
     if url:
@@ -173,7 +189,7 @@ def _validated(values):
             _URL_TYPE(url)
         except ValueError as exc:
             raise ConfigError('[statsd] healthcheck_url = %r is invalid: %s'
-                              % (url, exc)) from None
+                              % (url, exc))
     coordination_url = values['coordination_url'] or ''
     if coordination_url:
         problem = coordination.check_available(coordination_url)
@@ -193,7 +209,8 @@ def _validated(values):
         initial_delay=values['initial_delay'],
         monitoring_url=values['monitoring_url'].rstrip('/'),
         projects=projects,
-        metrics=tuple(dict.fromkeys(values['metrics'])),
+        metrics=tuple(collections.OrderedDict.fromkeys(
+            values['metrics'])),
         page_size=values['page_size'],
         request_timeout=values['request_timeout'],
         max_response_bytes=values['max_response_bytes'],

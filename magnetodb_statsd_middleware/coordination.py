@@ -18,8 +18,8 @@ tooz is an optional extra: ``pip install
 
 import os
 import socket
-import urllib.parse
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
 
 
@@ -35,17 +35,17 @@ def check_available(url):
         return ('coordination_url is set but tooz is not installed: pip '
                 "install 'magnetodb-statsd-middleware[coordination]' and "
                 "the backend's client library")
-    if not urllib.parse.urlsplit(url).scheme:
+    if not compat.urlsplit(url).scheme:
         return 'coordination_url needs a tooz backend scheme, e.g. redis://'
     return ''
 
 
-class ClusterLock:
+class ClusterLock(object):
     """The cluster-wide lock; ask :meth:`held` once per cycle."""
 
     def __init__(self, url, name):
         self._url = url
-        self._password = urllib.parse.urlsplit(url).password
+        self._password = compat.urlsplit(url).password
         self._name = name.encode('utf-8')
         self._member = ('%s-%d' % (socket.gethostname(),
                                    os.getpid())).encode('utf-8')
@@ -55,7 +55,7 @@ class ClusterLock:
         self.holding = False
 
     def _redacted(self, exc):
-        message = '%s: %s' % (type(exc).__name__, exc)
+        message = '%s: %s' % (type(exc).__name__, compat.to_text(exc))
         if self._password:
             message = message.replace(self._password, '***')
         return message
@@ -102,7 +102,7 @@ class ClusterLock:
             return self.holding
         except Exception as exc:  # tooz and client errors vary by backend
             self._drop()
-            raise CoordinationError(self._redacted(exc)) from None
+            raise CoordinationError(self._redacted(exc))
 
     def release(self, timeout):
         """Hand the lock over at once (clean stop), waiting at most

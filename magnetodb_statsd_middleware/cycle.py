@@ -6,9 +6,9 @@ listing; the collector's own metrics say how the cycle went; each failure
 goes to the :class:`~.outages.OutageLog`, which decides what to log.
 """
 
-import dataclasses
 import time
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import metrics
@@ -20,11 +20,13 @@ DATA = 'monitoring data'
 HEALTH = 'health check'
 
 
-@dataclasses.dataclass
-class CycleResult:
-    completed: bool
-    counts: metrics.CycleCounts
-    error: str = ''
+class CycleResult(object):
+    """How one cycle went: completed or not, its counts, its error."""
+
+    def __init__(self, completed, counts, error=''):
+        self.completed = completed
+        self.counts = counts
+        self.error = error
 
 
 def _read_listing(settings, client, metric_set, sink):
@@ -38,7 +40,7 @@ def _read_listing(settings, client, metric_set, sink):
         try:
             tables = client.project_tables(project)
         except monitoring.MonitoringError as exc:
-            first_error = first_error or str(exc)
+            first_error = first_error or compat.to_text(exc)
             continue
         sink.gauges(metric_set.project_gauges(project, tables))
     return first_error
@@ -62,7 +64,7 @@ def _send_tables(settings, outages, sink, started):
     try:
         error = _read_listing(settings, client, metric_set, sink)
     except monitoring.MonitoringError as exc:
-        error = str(exc)
+        error = compat.to_text(exc)
     finally:
         client.close()
     if not error and client.bad_rows:
@@ -84,7 +86,7 @@ def _send_tables(settings, outages, sink, started):
     # Rows without a project already failed the listing above.
     counts.rejected += client.bad_rows
     _self_metrics(sink, counts, not error,
-                  (time.monotonic() - started) * 1000.0)
+                  (compat.monotonic() - started) * 1000.0)
     return CycleResult(not error, counts, error)
 
 
@@ -95,7 +97,7 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True):
     fail without stopping the other. ``tables=False`` (another host holds
     the cluster lock) sends this host's health only.
     """
-    started = time.monotonic()
+    started = compat.monotonic()
     result = CycleResult(True, metrics.CycleCounts())
     try:
         with sink_factory(settings) as sink:
@@ -104,8 +106,8 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True):
             if tables:
                 result = _send_tables(settings, outages, sink, started)
     except emitter.EmitError as exc:
-        outages.failed(STATSD, str(exc))
-        return CycleResult(False, result.counts, str(exc))
+        outages.failed(STATSD, compat.to_text(exc))
+        return CycleResult(False, result.counts, compat.to_text(exc))
     outages.succeeded(STATSD)
     return result
 

@@ -17,6 +17,8 @@ import sys
 import tempfile
 import warnings
 
+from magnetodb_statsd_middleware import compat
+
 PASTE_INI = """\
 [DEFAULT]
 oslo_config_args = --config-file $here/magnetodb-api.conf
@@ -73,7 +75,7 @@ def _print_datagrams(sock):
     while True:
         data = sock.recv(65536)
         for line in data.decode('ascii', 'replace').split('\n'):
-            print('statsd <- %s' % line, flush=True)
+            compat.write_line(sys.stdout, 'statsd <- %s' % line)
 
 
 def main(argv=None):
@@ -102,16 +104,16 @@ def main(argv=None):
     with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
         f.write(CONF.format(statsd_host=statsd_host, statsd_port=statsd_port,
                             interval=args.interval, api_port=api_port))
-    print('Monitoring API: http://127.0.0.1:%d/v1/monitoring/projects' %
-          api_port)
-    print('Config: %s; StatsD: %s:%d; Ctrl-C ends the demo.'
-          % (workdir, statsd_host, statsd_port), flush=True)
+    compat.write_line(sys.stdout, 'Monitoring API: http://127.0.0.1:%d'
+                      '/v1/monitoring/projects' % api_port)
+    compat.write_line(sys.stdout, 'Config: %s; StatsD: %s:%d; Ctrl-C ends '
+                      'the demo.' % (workdir, statsd_host, statsd_port))
     app = deploy.loadapp('config:' + os.path.join(workdir, 'api-paste.ini'))
     try:
         eventlet.wsgi.server(listener, app, log=open(os.devnull, 'w'))
     except KeyboardInterrupt:
         pass
-    print('Demo stopped.')
+    compat.write_line(sys.stdout, 'Demo stopped.')
     return 0
 
 

@@ -12,12 +12,14 @@ process's lock, so nothing else in the process may open that file.
 import fcntl
 import os
 
+from magnetodb_statsd_middleware import compat
+
 
 class LockError(Exception):
     """The lock file cannot be opened; the message is the cause."""
 
 
-class HostLock:
+class HostLock(object):
     """Non-blocking, retryable exclusive lock; an empty path always wins."""
 
     def __init__(self, path):
@@ -31,21 +33,19 @@ class HostLock:
             return True
         if self._fd is None:
             try:
-                self._fd = os.open(
-                    self.path,
-                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                    0o644)
-            except OSError as exc:
+                self._fd = compat.open_private(
+                    self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except compat.OS_ERRORS as exc:
                 raise LockError('cannot open lock_path %s: %s'
-                                % (self.path, exc.strerror)) from None
+                                % (self.path, exc.strerror))
         try:
             fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except compat.OS_ERRORS:
             return False
         self.held = True
         # For the operator who wonders which process emits.
         os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, b'%d\n' % os.getpid(), 0)
+        compat.pwrite(self._fd, ('%d\n' % os.getpid()).encode('ascii'), 0)
         return True
 
     def release(self):

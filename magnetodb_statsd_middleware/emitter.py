@@ -9,7 +9,8 @@ being sent oversize, and datagrams are paced to ``send_rate`` so that a
 100,000-table cycle does not overflow the daemon's receive buffer.
 """
 
-import dataclasses
+from __future__ import division
+
 import socket
 import sys
 import time
@@ -18,6 +19,7 @@ import statsd
 from statsd.client.base import StatsClientBase
 from statsd.client.udp import Pipeline
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
 
 # Datagrams handed to the socket between two pacing pauses: large enough
@@ -35,14 +37,14 @@ def resolve(host, port):
     try:
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC,
                                    socket.SOCK_DGRAM)
-    except (OSError, UnicodeError) as exc:
+    except compat.OS_ERRORS + (UnicodeError,) as exc:
         raise EmitError('cannot resolve StatsD host %r: %s'
-                        % (host, exc)) from None
+                        % (host, compat.to_text(exc)))
     family, _, _, _, address = infos[0]
     return address[0], family == socket.AF_INET6
 
 
-class Emitter:
+class Emitter(object):
     """One cycle's StatsD client; use as a context manager."""
 
     def __init__(self, settings):
@@ -70,16 +72,16 @@ class Emitter:
                 address, self._settings.statsd_port,
                 prefix=self._settings.metric_prefix,
                 maxudpsize=self._settings.max_packet_size + 1, ipv6=ipv6)
-        except OSError as exc:
+        except compat.OS_ERRORS as exc:
             raise EmitError('cannot open a UDP socket to %s:%d: %s'
                             % (address, self._settings.statsd_port,
-                               exc)) from None
+                               compat.to_text(exc)))
 
     def __exit__(self, *exc_info):
         try:
             self.flush()
         finally:
-            self._client.close()
+            compat.close_statsd_client(self._client)
 
     def _fits(self, name, text_length):
         """Whether ``prefix.name:<text>`` fits in one datagram."""
@@ -128,7 +130,7 @@ class Emitter:
             return
         self._pipe.send()
         rate = self._settings.send_rate
-        now = time.monotonic()
+        now = compat.monotonic()
         if rate:
             self._due = (max(self._due, now) + self._pending_bytes
                          / (rate * self._settings.max_packet_size))
@@ -161,6 +163,6 @@ class DryRunEmitter(Emitter):
     """Prints exactly the lines an Emitter would send, and sends nothing."""
 
     def _open_client(self):
-        self._settings = dataclasses.replace(self._settings, send_rate=0)
+        self._settings = self._settings._replace(send_rate=0)
         return _PrintingClient(sys.stdout, self._settings.metric_prefix,
                                self._settings.max_packet_size + 1)

@@ -12,7 +12,6 @@ when the app is built with ``control = true``.
 """
 
 import bisect
-import dataclasses
 import hashlib
 import os
 import random
@@ -22,6 +21,8 @@ import webob
 import webob.dec
 import webob.exc
 
+from magnetodb_statsd_middleware import compat
+
 # What the fixture can be told to do wrong, on every monitoring request.
 FAULTS = ('none', 'http500', 'http404', 'hang', 'not_json', 'wrong_shape',
           'missing_fields', 'huge', 'endless', 'negative')
@@ -29,17 +30,21 @@ FAULTS = ('none', 'http500', 'http404', 'hang', 'not_json', 'wrong_shape',
 _PREFIX = '/v1/monitoring/projects'
 
 
-@dataclasses.dataclass
-class Table:
-    name: str
-    status: str = 'ACTIVE'
-    size: int = 0
-    item_count: int = 0
+class Table(object):
+    """One table of the dataset."""
+
+    __slots__ = ('name', 'status', 'size', 'item_count')
+
+    def __init__(self, name, status='ACTIVE', size=0, item_count=0):
+        self.name = name
+        self.status = status
+        self.size = size
+        self.item_count = item_count
 
 
 def token(project):
     """Stand-in for Cassandra's token order of project ids."""
-    return hashlib.sha1(project.encode('utf-8')).hexdigest()
+    return hashlib.sha1(compat.utf8(project)).hexdigest()
 
 
 def build_dataset(projects=3, tables=5, big=(), seed=0, odd_names=True):
@@ -76,7 +81,7 @@ def _usage(table, metrics):
     return {metric: getattr(table, metric) for metric in metrics}
 
 
-class FakeMonitoringAPI:
+class FakeMonitoringAPI(object):
     """The monitoring API over an in-memory dataset (see module doc)."""
 
     def __init__(self, dataset, default_limit=1000, control=False,
@@ -88,7 +93,7 @@ class FakeMonitoringAPI:
         self.fault = 'none'
         self.requests = 0
         self.listing_requests = 0
-        self._started = time.monotonic()
+        self._started = compat.monotonic()
         self.load(dataset)
 
     def load(self, dataset):
@@ -177,7 +182,7 @@ class FakeMonitoringAPI:
         fd = os.open(self.request_log,
                      os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line.encode('utf-8', 'replace'))
+            os.write(fd, compat.utf8(line))
         finally:
             os.close(fd)
 
@@ -199,7 +204,7 @@ class FakeMonitoringAPI:
         """The demo's tables grow with time; tests keep growth at 0."""
         if not self.growth or not usage:
             return usage
-        factor = 1 + self.growth * (time.monotonic() - self._started)
+        factor = 1 + self.growth * (compat.monotonic() - self._started)
         return {k: int(v * factor) for k, v in usage.items()}
 
     def _faulty(self, request):
@@ -232,7 +237,7 @@ class FakeMonitoringAPI:
         # 'endless': always a full page of brand-new projects.
         self.listing_requests += 1
         limit = int(request.GET.get('limit', self.default_limit))
-        stamp = '%d-%d' % (self.requests, time.monotonic_ns())
+        stamp = '%d-%.9f' % (self.requests, compat.monotonic())
         return webob.Response(json=[
             {'tenant': 'endless-%s-%d' % (stamp, i), 'name': 'table',
              'status': 'ACTIVE', 'usage_detailes': {'size': 1}}
@@ -249,7 +254,7 @@ class FakeMonitoringAPI:
                                     'fault': self.fault})
 
 
-class FakeHealthCheck:
+class FakeHealthCheck(object):
     """MagnetoDB's ``/healthcheck``: 200 when all is well, else 503."""
 
     def __init__(self, subsystems=None):

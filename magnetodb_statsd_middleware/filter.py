@@ -12,16 +12,21 @@ Example ``api-paste.ini`` (see ``etc/api-paste.ini.sample``)::
     interval = 60
 """
 
+import os
+
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import scheduler
 
+_getpid = os.getpid
 
-class StatsdFilter:
+
+class StatsdFilter(object):
     """Passes every request through; starts the collector when it is owed.
 
     The collector starts when the filter is built. The only work done per
-    request is reading one module-level boolean, which is True after a fork
-    (the child must start its own collector) or after the loop died.
+    request is comparing this process's pid with the one whose collector
+    runs (a module global): they differ after a fork (the child must start
+    its own collector) or after the loop died.
     """
 
     def __init__(self, app, process=scheduler.PROCESS):
@@ -29,7 +34,7 @@ class StatsdFilter:
         self._process = process
 
     def __call__(self, environ, start_response):
-        if scheduler.start_owed:
+        if scheduler.collector_pid != _getpid():
             self._process.start_from_request()
         return self.app(environ, start_response)
 

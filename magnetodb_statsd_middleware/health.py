@@ -8,8 +8,8 @@ when the check is unreachable, answers 503 or answers nonsense.
 """
 
 import json
-import urllib.parse
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
 
@@ -24,8 +24,7 @@ def _subsystems(text, shown):
     try:
         body = json.loads(text)
     except ValueError as exc:
-        raise HealthError('%s did not return JSON: %s' % (shown, exc)) \
-            from None
+        raise HealthError('%s did not return JSON: %s' % (shown, exc))
     if not isinstance(body, dict):
         raise HealthError('%s did not return a JSON object' % shown)
     return body
@@ -35,20 +34,20 @@ def health_gauges(settings):
     """``(gauges, error)``: the gauges to send, and the failure, if any."""
     base = 'health.%s.' % metrics.safe_name(settings.host_name)
     getter = httpget.HttpGetter(settings.healthcheck_url, settings)
-    params = urllib.parse.parse_qsl(getter.query)
+    params = compat.parse_qsl(getter.query)
     try:
         status, text, shown = getter.get(getter.path, params,
                                          accept=(200, 503))
         body = _subsystems(text, shown)
     except (httpget.HttpError, HealthError) as exc:
-        return [(base + 'overall', 0)], str(exc)
+        return [(base + 'overall', 0)], compat.to_text(exc)
     finally:
         getter.close()
     gauges = []
     healthy = status == 200
     for subsystem, state in sorted(body.items()):
-        name = metrics.safe_name(str(subsystem).lower())
-        state = str(state).lower()
+        name = metrics.safe_name(compat.to_text(subsystem).lower())
+        state = compat.to_text(state).lower()
         if state == NOT_IMPLEMENTED or name is None:
             continue
         ok = state == 'ok'

@@ -7,12 +7,10 @@ message names the request (without user information) and the cause, so
 that a refused connection is logged as one line, not as a traceback.
 """
 
-import http.client
 import os
 import socket
-import time
-import urllib.parse
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
 
 _READ_CHUNK = 256 * 1024
@@ -24,7 +22,7 @@ class HttpError(Exception):
 
 def redact_url(url):
     """The URL without user information, fit for a log line."""
-    parts = urllib.parse.urlsplit(url)
+    parts = compat.urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
     netloc = parts.hostname or ''
@@ -32,22 +30,22 @@ def redact_url(url):
         netloc = '[%s]' % netloc
     if parts.port:
         netloc += ':%d' % parts.port
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return compat.urlunsplit(parts._replace(netloc=netloc))
 
 
-class HttpGetter:
+class HttpGetter(object):
     """GETs against one origin over one kept-alive connection."""
 
     def __init__(self, url, settings):
         self._settings = settings
-        parts = urllib.parse.urlsplit(url)
+        parts = compat.urlsplit(url)
         self._https = parts.scheme == 'https'
         self._host = parts.hostname
         self._port = parts.port
         self.path = parts.path.rstrip('/')
         self.query = parts.query
         self._origin = redact_url(
-            urllib.parse.urlunsplit(parts[:2] + ('', '', '')))
+            compat.urlunsplit(parts[:2] + ('', '', '')))
         self._conn = None
         # Names the polling process in the API server's access log.
         self._headers = {'Accept': 'application/json',
@@ -61,8 +59,9 @@ class HttpGetter:
 
     def _connection(self):
         if self._conn is None:
-            cls = (http.client.HTTPSConnection if self._https
-                   else http.client.HTTPConnection)
+            http = compat.http_client
+            cls = (http.HTTPSConnection if self._https
+                   else http.HTTPConnection)
             self._conn = cls(self._host, self._port,
                              timeout=self._settings.request_timeout)
         return self._conn
@@ -73,10 +72,10 @@ class HttpGetter:
         A status outside ``accept`` is a failure, and its body is not read;
         ``shown`` is the request as it may appear in a log line.
         """
-        query = urllib.parse.urlencode(params, safe=',')
+        query = compat.urlencode(params)
         target = path + ('?' + query if query else '')
         shown = 'GET %s%s' % (self._origin, target)
-        deadline = time.monotonic() + self._settings.request_timeout
+        deadline = compat.monotonic() + self._settings.request_timeout
         try:
             conn = self._connection()
             conn.request('GET', target, headers=self._headers)
@@ -88,17 +87,17 @@ class HttpGetter:
         except HttpError:
             self.close()
             raise
-        except (OSError, http.client.HTTPException) as exc:
+        except compat.OS_ERRORS + (compat.http_client.HTTPException,) as exc:
             self.close()
             reason = ('no answer within %gs' % self._settings.request_timeout
                       if isinstance(exc, socket.timeout)
-                      else str(exc) or type(exc).__name__)
-            raise HttpError('%s failed: %s' % (shown, reason)) from None
+                      else compat.to_text(exc) or type(exc).__name__)
+            raise HttpError('%s failed: %s' % (shown, reason))
         try:
             return response.status, body.decode('utf-8'), shown
         except UnicodeDecodeError as exc:
             raise HttpError('%s returned a body that is not UTF-8: %s'
-                            % (shown, exc)) from None
+                            % (shown, exc))
 
     def _read_body(self, response, deadline, shown):
         limit = self._settings.max_response_bytes
@@ -109,7 +108,7 @@ class HttpGetter:
         chunks = []
         size = 0
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - compat.monotonic()
             if remaining <= 0:
                 raise socket.timeout()
             if self._conn.sock is not None:

@@ -8,10 +8,11 @@ StatsD receive for this listing". Gauges are ``(name, value)`` pairs whose
 name lacks ``metric_prefix``: the StatsD client adds it.
 """
 
-import dataclasses
+import collections
 import hashlib
 import re
-import typing
+
+from magnetodb_statsd_middleware import compat
 
 MAX_VALUE = 2 ** 63 - 1
 
@@ -27,12 +28,12 @@ def safe_name(raw):
     name is the same at every cycle. Returns None for a non-string or
     empty name: such a row cannot be named.
     """
-    if not isinstance(raw, str) or not raw:
+    if not isinstance(raw, compat.string_types) or not raw:
         return None
     if _UNSAFE.search(raw) is None:
         return raw
     safe = _UNSAFE.sub('_', raw)
-    digest = hashlib.sha1(raw.encode('utf-8', 'surrogatepass')).hexdigest()
+    digest = hashlib.sha1(compat.utf8(raw)).hexdigest()
     return '%s_%s' % (safe, digest[:8])
 
 
@@ -49,36 +50,35 @@ def valid_value(value):
         if not value.is_integer():
             return None
         value = int(value)
-    elif not isinstance(value, int):
+    elif not isinstance(value, compat.integer_types):
         return None
     if 0 <= value <= MAX_VALUE:
         return value
     return None
 
 
-class TableStats(typing.NamedTuple):
+class TableStats(collections.namedtuple(
+        'TableStats', 'project name active usage')):
     """One row of a listing: a table's status and raw usage figures.
 
-    A NamedTuple: a 100,000-table cycle builds 100,000 of them.
+    ``name`` is as the API sent it (safe_name() decides). A namedtuple: a
+    100,000-table cycle builds 100,000 of them.
     """
 
-    project: str
-    name: object  # as the API sent it; safe_name() decides
-    active: bool
-    usage: dict
+    __slots__ = ()
 
 
-@dataclasses.dataclass
-class CycleCounts:
+class CycleCounts(object):
     """What one cycle saw, for the collector's own metrics and logs."""
 
-    tables: int = 0
-    projects: int = 0
-    pages: int = 0
-    rejected: int = 0
+    def __init__(self):
+        self.tables = 0
+        self.projects = 0
+        self.pages = 0
+        self.rejected = 0
 
 
-class MetricSet:
+class MetricSet(object):
     """Gauges of one cycle, built project by project.
 
     A project's sum of a metric is sent only when every ACTIVE table of it
@@ -89,7 +89,7 @@ class MetricSet:
 
     def __init__(self, metrics):
         self._metrics = tuple(metrics)
-        self._totals = dict.fromkeys(self._metrics, 0)
+        self._totals = collections.OrderedDict.fromkeys(self._metrics, 0)
         self.counts = CycleCounts()
 
     def project_gauges(self, project, tables):
@@ -102,7 +102,7 @@ class MetricSet:
             self._mark_incomplete(self._totals, self._metrics)
             return []
         gauges = []
-        sums = dict.fromkeys(self._metrics, 0)
+        sums = collections.OrderedDict.fromkeys(self._metrics, 0)
         table_base = 'tables.%s.' % safe_project
         for table in tables:
             if not table.active:

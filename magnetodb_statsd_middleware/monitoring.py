@@ -19,8 +19,8 @@ quirks (see ``shared/reference/magnetodb-monitoring-api.md``):
 
 import json
 import re
-import urllib.parse
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import runtime
@@ -56,7 +56,8 @@ def iter_json_list(text):
         items = json.loads(text)
         if not isinstance(items, list):
             raise ValueError('a JSON list was expected')
-        yield from items
+        for item in items:
+            yield item
         return
     match = _WHITESPACE.match
     idx = match(text, 0).end()
@@ -86,7 +87,7 @@ def iter_json_list(text):
         raise ValueError('extra data at char %d' % idx)
 
 
-class Run:
+class Run(object):
     """Consecutive rows of one project in a page."""
 
     __slots__ = ('project', 'tables')
@@ -96,7 +97,7 @@ class Run:
         self.tables = []
 
 
-class MonitoringClient:
+class MonitoringClient(object):
     """One cycle's conversation with the monitoring API.
 
     Keeps one HTTP connection open across the pages of a cycle; call
@@ -118,13 +119,13 @@ class MonitoringClient:
         try:
             _, text, shown = self._http.get(path, params)
         except httpget.HttpError as exc:
-            raise MonitoringError(str(exc)) from None
+            raise MonitoringError(compat.to_text(exc))
         self.pages += 1
         try:
             return list(iter_json_list(text))
         except ValueError as exc:
             raise MonitoringError('%s did not return a JSON list: %s'
-                                  % (shown, exc)) from None
+                                  % (shown, compat.to_text(exc)))
 
     # Rows
 
@@ -147,7 +148,7 @@ class MonitoringClient:
         for row in rows:
             project = row.get('tenant') if isinstance(row, dict) else None
             if run is None or project != run.project:
-                if not isinstance(project, str) or not project:
+                if not isinstance(project, compat.string_types) or not project:
                     self.bad_rows += 1
                     continue
                 run = Run(project)
@@ -192,7 +193,7 @@ class MonitoringClient:
             last = runs[-1]
             if last.project in done:
                 names = [t.name for t in last.tables
-                         if isinstance(t.name, str)]
+                         if isinstance(t.name, compat.string_types)]
                 if not names:
                     raise MonitoringError('cannot page past project %r: no '
                                           'valid table name' % last.project)
@@ -218,8 +219,7 @@ class MonitoringClient:
 
     def project_tables(self, project):
         """The ACTIVE tables of one project (the per-project resource)."""
-        path = '%s/%s' % (self._base_path,
-                          urllib.parse.quote(project, safe=''))
+        path = '%s/%s' % (self._base_path, compat.quote(project))
         rows = self.get_list(path, {'metrics': self._query_metrics})
         bad = [row for row in rows if not isinstance(row, dict)]
         self.bad_rows += len(bad)

@@ -3,12 +3,22 @@
 The help text is the reference documentation: ``oslo-config-generator``
 turns it into ``etc/magnetodb-statsd.conf.sample`` and operators read it
 there, so every option says what it does, its unit and its failure mode.
+
+The options are declared with what oslo.config 1.9.3 (a MagnetoDB 2015.1
+host) offers: plain ``Opt``s whose types below add the checks that its
+types lack (host addresses, ports, URLs, patterns, float minimums). Each
+type keeps the ``type_name`` and bounds that current oslo.config's sample
+generator prints, so the sample reads the same as with its own types.
 """
 
 import copy
+import re
+import socket
 
 from oslo_config import cfg
 from oslo_config import types
+
+from magnetodb_statsd_middleware import compat
 
 GROUP = 'statsd'
 
@@ -18,37 +28,144 @@ DEFAULT_MONITORING_URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 
 METRIC_PREFIX_PATTERN = r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
 
+# RFC 1123 host names: dot-separated labels of letters, digits and '-'.
+_HOST_NAME = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}'
+                        r'[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}'
+                        r'[A-Za-z0-9])?)*\.?$')
+
+
+def _labelled(config_type, type_name):
+    """Set the label current oslo.config's sample generator prints.
+
+    Set on the instance, after ``__init__``: current oslo.config types set
+    their own ``type_name`` there.
+    """
+    config_type.type_name = type_name
+    return config_type
+
+
+class Pattern(types.String):
+    """A string that must match a regular expression."""
+
+    def __init__(self, pattern, what):
+        super(Pattern, self).__init__()
+        _labelled(self, 'string value')
+        self._pattern = pattern  # a string: list_opts() deep-copies it
+        self._what = what
+
+    def __call__(self, value):
+        value = super(Pattern, self).__call__(value)
+        if not re.match(self._pattern, value):
+            raise ValueError('not %s' % self._what)
+        return value
+
+
+class HostAddress(types.String):
+    """A host name, IPv4 or IPv6 address."""
+
+    def __init__(self):
+        super(HostAddress, self).__init__()
+        _labelled(self, 'host address value')
+
+    def __call__(self, value):
+        value = super(HostAddress, self).__call__(value)
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                socket.inet_pton(family, value)
+                return value
+            except (socket.error, ValueError, UnicodeError):
+                pass
+        if not _HOST_NAME.match(value):
+            raise ValueError('not a host name, IPv4 or IPv6 address')
+        return value
+
+
+class URI(types.String):
+    """An http or https URL with a host."""
+
+    def __init__(self):
+        super(URI, self).__init__()
+        _labelled(self, 'uri value')
+
+    def __call__(self, value):
+        value = super(URI, self).__call__(value)
+        parts = compat.urlsplit(value)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise ValueError('not an http or https URL with a host')
+        return value
+
+
+class Integer(types.Integer):
+    """An integer within bounds (1.9.3 checks them too)."""
+
+    def __init__(self, min=None, max=None, type_name='integer value'):
+        super(Integer, self).__init__(min=min, max=max)
+        _labelled(self, type_name)
+
+
+class Float(types.Float):
+    """A float with a minimum, which oslo.config 1.9.3 cannot check."""
+
+    def __init__(self, min=None):
+        super(Float, self).__init__()
+        _labelled(self, 'floating point value')
+        self.min = min
+        self.max = None
+
+    def __call__(self, value):
+        value = super(Float, self).__call__(value)
+        if self.min is not None and value < self.min:
+            raise ValueError('should be greater than or equal to %g'
+                             % self.min)
+        return value
+
+
+class MetricList(types.List):
+    """A list of known metric names, at least one."""
+
+    def __init__(self):
+        super(MetricList, self).__init__(
+            item_type=types.String(choices=KNOWN_METRICS))
+        _labelled(self, 'list value')
+
+    def __call__(self, value):
+        value = super(MetricList, self).__call__(value)
+        if not value:
+            raise ValueError('name size, item_count or both')
+        return value
+
+
 STATSD_OPTS = [
     cfg.BoolOpt(
         'enabled', default=False,
         help='Collect table statistics and send them to StatsD. When false '
              'the filter is a pure pass-through: it starts nothing and '
              'validates nothing.'),
-    cfg.HostAddressOpt(
-        'statsd_host', default='127.0.0.1',
+    cfg.Opt(
+        'statsd_host', type=HostAddress(), default='127.0.0.1',
         help='Host name, IPv4 or IPv6 address of the StatsD daemon. It is '
              'resolved again at every cycle, so a DNS change or outage '
              'never needs a restart and never fails the paste load.'),
-    cfg.PortOpt(
-        'statsd_port', default=8125, min=1,
+    cfg.Opt(
+        'statsd_port', type=Integer(1, 65535, 'port value'), default=8125,
         help='UDP port of the StatsD daemon.'),
-    cfg.StrOpt(
+    cfg.Opt(
         'metric_prefix', default='magnetodb',
-        regex=METRIC_PREFIX_PATTERN,
+        type=Pattern(METRIC_PREFIX_PATTERN, 'dot-separated parts of A-Z, '
+                     'a-z, 0-9, "_" and "-"'),
         help='First part of every metric name: dot-separated parts made of '
              'A-Z, a-z, 0-9, "_" and "-".'),
-    cfg.IntOpt(
-        'interval', default=60, min=1,
+    cfg.Opt(
+        'interval', type=Integer(min=1), default=60,
         help='Seconds between the starts of two collection cycles. A cycle '
              'that takes longer delays the next one; cycles never overlap. '
              'Align StatsD\'s gauge expiry (deleteGauges, gaugesMaxTTL) '
              'with it so that deleted tables disappear.'),
-    cfg.FloatOpt(
-        'initial_delay', default=0.0, min=0,
+    cfg.Opt(
+        'initial_delay', type=Float(min=0), default=0.0,
         help='Seconds to wait after start-up before the first cycle.'),
-    cfg.URIOpt(
-        'monitoring_url', default=DEFAULT_MONITORING_URL,
-        schemes=['http', 'https'],
+    cfg.Opt(
+        'monitoring_url', type=URI(), default=DEFAULT_MONITORING_URL,
         help='The all-projects resource of the MagnetoDB monitoring API, '
              'normally on the loopback address of the local API server.'),
     cfg.ListOpt(
@@ -56,32 +173,32 @@ STATSD_OPTS = [
         help='Project ids to report. Empty: every project, read through '
              'the paginated all-projects listing. Otherwise one request '
              'per listed project, and totals only over those projects.'),
-    cfg.ListOpt(
-        'metrics', default=list(KNOWN_METRICS),
-        item_type=types.String(choices=KNOWN_METRICS),
+    cfg.Opt(
+        'metrics', type=MetricList(), default=list(KNOWN_METRICS),
         help='Table statistics to ask the monitoring API for: size (bytes) '
              'and/or item_count. The server fails on an unknown name, so '
              'only these two are accepted.'),
-    cfg.IntOpt(
-        'page_size', default=1000, min=1,
+    cfg.Opt(
+        'page_size', type=Integer(min=1), default=1000,
         help='Page size of the all-projects listing: the limit the server '
              'applies (MagnetoDB\'s default is 1000). A page shorter than '
              'this is taken as the last one.'),
-    cfg.FloatOpt(
-        'request_timeout', default=30.0, min=0.001,
+    cfg.Opt(
+        'request_timeout', type=Float(min=0.001), default=30.0,
         help='Seconds one HTTP request to the monitoring API may take, '
              'connection and whole body included.'),
-    cfg.IntOpt(
-        'max_response_bytes', default=16 * 1024 * 1024, min=1024,
+    cfg.Opt(
+        'max_response_bytes', type=Integer(min=1024),
+        default=16 * 1024 * 1024,
         help='Largest monitoring API response body read, in bytes. A '
              'larger one is not read further and fails the cycle.'),
-    cfg.IntOpt(
-        'max_packet_size', default=512, min=64, max=65000,
+    cfg.Opt(
+        'max_packet_size', type=Integer(64, 65000), default=512,
         help='Largest UDP datagram sent to StatsD, in bytes. 512 is safe '
              'on any path; 1432 fits a 1500-byte Ethernet MTU. Several '
              'metric lines share a datagram up to this size.'),
-    cfg.IntOpt(
-        'send_rate', default=5000, min=0,
+    cfg.Opt(
+        'send_rate', type=Integer(min=0), default=5000,
         help='Most datagrams sent to StatsD per second, 0 for no limit. '
              'A burst of thousands of datagrams overflows the daemon\'s '
              'receive buffer and is silently lost; pacing keeps every '

@@ -12,23 +12,24 @@ the grace.
 """
 
 import logging
-import time
+
+from magnetodb_statsd_middleware import compat
 
 LOG = logging.getLogger('magnetodb_statsd_middleware')
 
 
-class OutageLog:
+class OutageLog(object):
     """Remembers the current failure of each named dependency."""
 
     def __init__(self, log=LOG, grace=0.0, grace_for=()):
         self._log = log
         self._current = {}
-        self._quiet_until = time.monotonic() + grace
+        self._quiet_until = compat.monotonic() + grace
         self._grace_for = frozenset(grace_for)
 
     @property
     def in_grace(self):
-        return time.monotonic() < self._quiet_until
+        return compat.monotonic() < self._quiet_until
 
     def end_grace(self):
         """Everything worked once: from now on a failure is news."""

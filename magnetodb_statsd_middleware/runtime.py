@@ -29,7 +29,8 @@ def spawn(function, name):
     one code path serves both runtimes; the Thread is a daemon so that it
     never keeps a process from exiting.
     """
-    thread = threading.Thread(target=function, name=name, daemon=True)
+    thread = threading.Thread(target=function, name=name)
+    thread.daemon = True
     thread.start()
     return thread
 

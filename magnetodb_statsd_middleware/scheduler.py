@@ -3,17 +3,19 @@
 :class:`Scheduler` runs cycles every ``interval`` seconds in the runtime
 chosen by :mod:`.runtime`, only while this process holds the host lock.
 The module-level :data:`PROCESS` keeps one scheduler per process: the first
-enabled filter starts it, a process forked later starts its own at its
-first request (``os.register_at_fork`` drops what the parent left), and a
-loop that died anyway is restarted from the request path.
+enabled filter starts it; :data:`collector_pid` names the process whose
+collector runs, so a process forked later (its pid differs) and a process
+whose loop died (no pid) start one at their next request. A pid compared
+at each request works alike on every runtime, with or without
+``os.register_at_fork``.
 """
 
 import atexit
 import logging
 import os
 import threading
-import time
 
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
@@ -27,10 +29,11 @@ LOCK = 'host lock'
 LOOP = 'collector loop'
 CLUSTER = 'coordination backend'
 
-# True when a request must start this process's collector: after a fork,
-# or after the loop died. A module global, because every request reads it
-# and a module attribute is the cheapest thing to read.
-start_owed = False
+# The pid of the process whose collector runs; a request in any other
+# process (a forked child), or after the loop died (None), starts one. A
+# module global, because every request reads it and a module attribute is
+# the cheapest thing to read.
+collector_pid = None
 
 # Seconds after start during which failures are expected (the server is
 # not listening yet) and retried every STARTUP_RETRY seconds, quietly.
@@ -38,7 +41,7 @@ STARTUP_GRACE = 30.0
 STARTUP_RETRY = 1.0
 
 
-class Scheduler:
+class Scheduler(object):
     """Runs :func:`cycle.run_cycle` every interval while elected."""
 
     def __init__(self, settings, on_death=None,
@@ -57,6 +60,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread = None
         self._finished = False
+        self.pid = os.getpid()
 
     def start(self):
         LOG.info('StatsD collector starting in pid %d (%s), every %ds, '
@@ -78,24 +82,32 @@ class Scheduler:
         return (self._thread is not None and not self._finished
                 and self._thread.is_alive())
 
+    @property
+    def forked(self):
+        """True in a child forked after the start: this loop is the
+        parent's (an eventlet hub copies its greenthreads into the child)
+        and must not act there."""
+        return os.getpid() != self.pid
+
     def _run(self):
         try:
             if self._stop.wait(self.settings.initial_delay):
                 return
-            while True:
-                started = time.monotonic()
+            while not self.forked:
+                started = compat.monotonic()
                 interval = self.settings.interval
                 if not self._step() and self.outages.in_grace:
                     interval = min(interval, STARTUP_RETRY)
-                remaining = started + interval - time.monotonic()
+                remaining = started + interval - compat.monotonic()
                 if self._stop.wait(max(0.0, remaining)):
                     return
         finally:
             self._finished = True
-            if self.cluster is not None:
+            if self.cluster is not None and not self.forked:
                 self.cluster.release(timeout=2.0)
             self.lock.release()
-            if not self._stop.is_set() and self._on_death is not None:
+            if (not self._stop.is_set() and not self.forked
+                    and self._on_death is not None):
                 LOG.error('The StatsD collector loop stopped unexpectedly')
                 self._on_death()
 
@@ -151,20 +163,27 @@ class Scheduler:
         return held
 
 
-class ProcessCollector:
+class ProcessCollector(object):
     """The one scheduler of this process, and how it is (re)started."""
 
     def __init__(self):
-        self._guard = threading.Lock()
+        self._guards = {}
         self.scheduler = None
         self.settings = None
-        self.needs_start = False
-        os.register_at_fork(after_in_child=self._after_fork)
         atexit.register(self.stop)
+
+    def _guard(self):
+        """This process's start lock.
+
+        A fresh lock per pid: a forked child never waits on a lock that a
+        thread of its parent held at the fork, and ``dict.setdefault`` is
+        atomic, so two first requests of a child share one lock.
+        """
+        return self._guards.setdefault(os.getpid(), threading.Lock())
 
     def ensure_started(self, settings):
         """Start the collector with ``settings`` unless one runs already."""
-        with self._guard:
+        with self._guard():
             if self.settings is not None and self.settings != settings:
                 LOG.warning('Another statsd filter in this process has '
                             'different settings; the first one built is '
@@ -174,43 +193,39 @@ class ProcessCollector:
             self._start_locked()
 
     def start_from_request(self):
-        """Called by a request when :attr:`needs_start` is set; never
-        raises into the request."""
+        """Called by a request when :data:`collector_pid` is not this
+        process; never raises into the request."""
         try:
-            with self._guard:
-                if self.needs_start:
+            with self._guard():
+                if collector_pid != os.getpid():
                     self._start_locked()
         except Exception:
             LOG.exception('Cannot start the StatsD collector')
 
     def _start_locked(self):
-        if self.scheduler is not None and self.scheduler.alive:
-            self._owe_start(False)
+        global collector_pid
+        scheduler = self.scheduler
+        if scheduler is not None and scheduler.forked:
+            # The parent's: only its copy of the lock file descriptor is
+            # ours to drop (a POSIX lock is never inherited).
+            scheduler.lock.release()
+            scheduler = self.scheduler = None
+        collector_pid = os.getpid()  # before start: it may die at once
+        if scheduler is not None and scheduler.alive:
             return
-        self._owe_start(False)  # before start: the loop may die at once
         self.scheduler = Scheduler(self.settings, self._loop_died)
         self.scheduler.start()
 
-    def _owe_start(self, owed):
-        global start_owed
-        self.needs_start = start_owed = owed
-
-    def _loop_died(self):
+    @staticmethod
+    def _loop_died():
         """The next request restarts the loop."""
-        self._owe_start(True)
+        global collector_pid
+        collector_pid = None
 
     def stop(self):
         scheduler = self.scheduler
-        if scheduler is not None:
+        if scheduler is not None and not scheduler.forked:
             scheduler.stop()
-
-    def _after_fork(self):
-        """In a forked child: nothing of the parent's collector may act."""
-        self._guard = threading.Lock()
-        if self.scheduler is not None:
-            self.scheduler.lock.release()
-            self.scheduler = None
-        self._owe_start(self.settings is not None)
 
 
 PROCESS = ProcessCollector()

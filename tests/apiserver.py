@@ -10,11 +10,13 @@ import eventlet
 
 eventlet.patcher.monkey_patch(all=True)
 
+import apps  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 from paste import deploy  # noqa: E402
 
 
 def main(ini, port):
+    apps.configure_logging()
     app = deploy.loadapp('config:' + ini)
     eventlet.wsgi.server(eventlet.listen(('127.0.0.1', int(port))), app,
                          log_output=False)

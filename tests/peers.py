@@ -2,45 +2,97 @@
 daemon read back through its management port, plain UDP receivers, and
 the expected gauges of a dataset, computed independently of the package."""
 
+import collections
+import contextlib
 import json
 import os
 import re
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from wsgiref import simple_server
 
+from six.moves import socketserver
+from six.moves.urllib import request as urllib_request
+
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Built once per machine, outside the clone (tools/install-peers.sh).
+CACHE = os.environ.get('MAGNETODB_STATSD_CACHE', os.path.join(
+    os.path.expanduser('~'), '.cache', 'magnetodb-statsd-middleware'))
 STATSD_JS = os.environ.get(
     'STATSD_JS',
-    os.path.join(ROOT, '.cache', 'statsd', 'node_modules', 'statsd',
-                 'stats.js'))
+    os.path.join(CACHE, 'statsd', 'node_modules', 'statsd', 'stats.js'))
 MONITORING_PATH = '/v1/monitoring/projects'
+_DEVNULL = open(os.devnull, 'w')
 
 
 def wait_for(condition, timeout=20.0, interval=0.05, message='condition'):
     """Poll ``condition`` until it returns a true value, or fail."""
-    deadline = time.monotonic() + timeout
+    deadline = compat.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
-        if time.monotonic() > deadline:
+        if compat.monotonic() > deadline:
             raise AssertionError('timed out after %gs waiting for %s'
                                  % (timeout, message))
         time.sleep(interval)
 
 
 def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as sock:
+    with contextlib.closing(socket.socket(socket.AF_INET, kind)) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+def http_get(url, timeout=10, data=None):
+    """``(status, body bytes)`` of a GET (a POST with ``data``)."""
+    with contextlib.closing(urllib_request.urlopen(url, data=data,
+                                                   timeout=timeout)) as r:
+        return r.getcode(), r.read()
+
+
+Completed = collections.namedtuple('Completed', 'returncode stdout stderr')
+
+
+def run(command, timeout=60, **kwargs):
+    """The Completed ``(returncode, stdout, stderr)`` of a command; text."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, close_fds=True,
+                               universal_newlines=True, **kwargs)
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        out, err = process.communicate()
+    finally:
+        timer.cancel()
+    return Completed(process.returncode, out, err)
+
+
+def wait_exit(process, timeout):
+    """The exit code of ``process``, which must end within ``timeout``."""
+    wait_for(lambda: process.poll() is not None, timeout=timeout,
+             message='process %d to exit' % process.pid)
+    return process.returncode
+
+
+def write_file(path, text):
+    """Write a text file; returns its path as a string."""
+    with open(str(path), 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def start_thread(target):
+    thread = threading.Thread(target=target)
+    thread.daemon = True
+    thread.start()
+    return thread
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):
@@ -52,7 +104,7 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     daemon_threads = True
 
 
-class LoopbackServer:
+class LoopbackServer(object):
     """A WSGI app served over real loopback HTTP in a thread."""
 
     def __init__(self, app, port=0):
@@ -62,16 +114,14 @@ class LoopbackServer:
             handler_class=_QuietHandler)
         self.port = self._server.server_address[1]
         self.url = 'http://127.0.0.1:%d%s' % (self.port, MONITORING_PATH)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._server.serve_forever)
 
     def close(self):
         self._server.shutdown()
         self._server.server_close()
 
 
-class UDPReceiver:
+class UDPReceiver(object):
     """Collects the datagrams sent to it."""
 
     def __init__(self, port=0):
@@ -104,7 +154,7 @@ _VALUE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
                     r"(-?[0-9][0-9.e+]*)")
 
 
-class StatsdDaemon:
+class StatsdDaemon(object):
     """The real Etsy statsd daemon, read back through its management port."""
 
     def __init__(self, workdir, port=None):
@@ -120,20 +170,21 @@ class StatsdDaemon:
                     'backends: [] }' % (self.port, self.mgmt_port))
         self.log = open(os.path.join(workdir, 'statsd.log'), 'a')
         self.process = subprocess.Popen(['node', STATSD_JS, conf],
-                                        stdout=self.log, stderr=self.log)
+                                        stdout=self.log, stderr=self.log,
+                                        close_fds=True)
         wait_for(self._answers, message='the statsd daemon to start')
 
     def _answers(self):
         try:
             self.command('health', end=b'\n')
             return True
-        except OSError:
+        except compat.OS_ERRORS:
             return False
 
     def command(self, command, end=b'END\n\n'):
         """Send a management command and read its whole answer."""
-        with socket.create_connection(('127.0.0.1', self.mgmt_port),
-                                      timeout=10) as sock:
+        with contextlib.closing(socket.create_connection(
+                ('127.0.0.1', self.mgmt_port), timeout=10)) as sock:
             sock.sendall(command.encode() + b'\n')
             data = b''
             while not data.endswith(end):
@@ -162,7 +213,7 @@ class StatsdDaemon:
 
     def stop(self):
         self.process.terminate()
-        self.process.wait(10)
+        wait_exit(self.process, 10)
         self.log.close()
 
 
@@ -210,14 +261,11 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
 
 def fixture_stats(base_url):
     """Request counts of a FakeMonitoringAPI built with control = true."""
-    with urllib.request.urlopen(base_url + '/_fixture', timeout=10) as r:
-        return json.load(r)
+    return json.loads(http_get(base_url + '/_fixture')[1].decode('utf-8'))
 
 
 def set_fault(base_url, name):
-    request = urllib.request.Request(base_url + '/_fixture/fault?name=' +
-                                     name, data=b'', method='POST')
-    urllib.request.urlopen(request, timeout=10).read()
+    http_get(base_url + '/_fixture/fault?name=' + name, data=b'')
 
 
 
@@ -252,10 +300,23 @@ control = true
 
 [app:health_check]
 paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
+
+[server:main]
+# gunicorn 19 --paste needs it, as in MagnetoDB's api-paste-gunicorn.ini.
+use = egg:gunicorn#main
 """
 
 
-class APIServer:
+# gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and
+# knows its gthread worker by class path only.
+GUNICORN = ('import apps; apps.configure_logging(); '
+            'from gunicorn.app.wsgiapp import run; run()')
+WORKER_CLASSES = {'sync': 'gunicorn.workers.sync.SyncWorker',
+                  'gthread': 'gunicorn.workers.gthread.ThreadWorker',
+                  'eventlet': 'gunicorn.workers.geventlet.EventletWorker'}
+
+
+class APIServer(object):
     """magnetodb-api stand-in in a subprocess: eventlet.wsgi or gunicorn.
 
     The ini is shaped like MagnetoDB's (urlmap composite, oslo_config_args)
@@ -284,16 +345,18 @@ class APIServer:
             command = [sys.executable, os.path.join(here, 'apiserver.py'),
                        ini, str(self.port)]
         else:
-            command = [sys.executable, '-m', 'gunicorn', '--paste', ini,
+            command = [sys.executable, '-c', GUNICORN, '--paste', ini,
                        '--bind', '127.0.0.1:%d' % self.port,
-                       '--workers', str(workers), '--worker-class', server,
+                       '--workers', str(workers),
+                       '--worker-class', WORKER_CLASSES[server],
                        '--threads', str(threads), '--graceful-timeout', '5']
             if preload:
                 command.append('--preload')
         self.log_path = os.path.join(workdir, 'server.log')
         self._log = open(self.log_path, 'w')
         self.process = subprocess.Popen(command, stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=env)
+                                        stderr=subprocess.STDOUT, env=env,
+                                        close_fds=True)
 
     @property
     def log(self):
@@ -301,17 +364,16 @@ class APIServer:
             return f.read()
 
     def get(self, path='/v1/data', timeout=10):
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
-            body = r.read()
+        status, body = http_get(self.url + path, timeout=timeout)
         if path == '/v1/data':  # the echo app answers with its pid
             self.served.add(int(body))
-        return r.status, body
+        return status, body
 
     def wait_ready(self):
         def answers():
             try:
                 return self.get()[0] == 200
-            except OSError:
+            except compat.OS_ERRORS:
                 assert self.process.poll() is None, self.log
                 return False
         wait_for(answers, message='the API server to answer')
@@ -320,8 +382,8 @@ class APIServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
+                wait_exit(self.process, 15)
+            except AssertionError:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
@@ -353,11 +415,11 @@ def lock_holder(lock_path):
     try:
         with open(lock_path) as f:
             return int(f.read().strip() or 0)
-    except (OSError, ValueError):
+    except compat.OS_ERRORS + (ValueError,):
         return 0
 
 
-class RequestLoop:
+class RequestLoop(object):
     """A client that keeps calling the API and records every answer."""
 
     def __init__(self, url):
@@ -365,20 +427,18 @@ class RequestLoop:
         self.durations = []
         self.failures = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run)
 
     def _run(self):
         while not self._stop.is_set():
-            started = time.monotonic()
+            started = compat.monotonic()
             try:
-                with urllib.request.urlopen(self.url, timeout=10) as r:
-                    r.read()
-                    if r.status != 200:
-                        self.failures.append(r.status)
+                status, _ = http_get(self.url)
+                if status != 200:
+                    self.failures.append(status)
             except Exception as exc:  # any failure is a finding
                 self.failures.append(repr(exc))
-            self.durations.append(time.monotonic() - started)
+            self.durations.append(compat.monotonic() - started)
             self._stop.wait(0.01)
 
     def stop(self):
@@ -391,7 +451,7 @@ class RequestLoop:
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-class RedisServer:
+class RedisServer(object):
     """A real redis-server on loopback, for the tooz coordination tests."""
 
     def __init__(self, workdir, port=None, *options):
@@ -405,15 +465,16 @@ class RedisServer:
             ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
              '--save', '', '--appendonly', 'no', '--dir', self.workdir]
             + self.options,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=_DEVNULL, stderr=_DEVNULL, close_fds=True)
         wait_for(self._answers, message='redis-server to start')
 
     def _answers(self):
         try:
-            with socket.create_connection(('127.0.0.1', self.port), 1) as s:
+            with contextlib.closing(socket.create_connection(
+                    ('127.0.0.1', self.port), 1)) as s:
                 s.sendall(b'PING\r\n')
                 return s.recv(16).startswith((b'+PONG', b'-NOAUTH'))
-        except OSError:
+        except compat.OS_ERRORS:
             return False
 
     def stop(self):

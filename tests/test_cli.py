@@ -10,19 +10,16 @@ import peers
 from magnetodb_statsd_middleware import fakeapi
 
 
-def _run(conf_path, *args, timeout=60):
-    return subprocess.run(
-        [sys.executable, '-m', 'magnetodb_statsd_middleware.cli',
-         '--config-file', conf_path] + list(args),
-        capture_output=True, text=True, timeout=timeout)
+def _run(conf_path, *args):
+    return peers.run([sys.executable, '-m', 'magnetodb_statsd_middleware.cli',
+                      '--config-file', conf_path] + list(args))
 
 
 @pytest.fixture
 def write_conf(tmp_path):
     def write(**options):
-        path = tmp_path / 'magnetodb-statsd.conf'
-        path.write_text(peers.statsd_section(**options))
-        return str(path)
+        return peers.write_file(tmp_path / 'magnetodb-statsd.conf',
+                                peers.statsd_section(**options))
     return write
 
 
@@ -96,19 +93,20 @@ def test_the_service_runs_until_sigterm_and_releases_the_lock(
                       lock_path=lock_path)
     process = subprocess.Popen(
         [sys.executable, '-m', 'magnetodb_statsd_middleware.cli',
-         '--config-file', conf], stderr=subprocess.PIPE, text=True)
+         '--config-file', conf], stderr=subprocess.PIPE,
+        universal_newlines=True, close_fds=True)
     try:
         peers.wait_for(lambda: statsd_daemon.gauges(prefix + '.totals.'),
                        message='gauges from the service')
         assert peers.lock_holder(lock_path) == process.pid
         process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        assert peers.wait_exit(process, 10) == 0
     finally:
         if process.poll() is None:
             process.kill()
         stderr = process.stderr.read()
     assert 'Traceback' not in stderr
-    assert subprocess.run(
+    assert peers.run(
         [sys.executable, '-c', 'import fcntl, os, sys; fcntl.lockf('
          'os.open(sys.argv[1], os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)',
          lock_path]).returncode == 0
@@ -118,7 +116,7 @@ def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c():
     process = subprocess.Popen(
         [sys.executable, '-m', 'magnetodb_statsd_middleware.demo',
          '--interval', '1'], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        stderr=subprocess.STDOUT, universal_newlines=True, close_fds=True)
     seen = []
     try:
         def totals_printed():
@@ -128,7 +126,7 @@ def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c():
         peers.wait_for(totals_printed, timeout=30,
                        message='the demo to print totals')
         process.send_signal(signal.SIGINT)
-        assert process.wait(15) == 0
+        assert peers.wait_exit(process, 15) == 0
         rest = process.stdout.read()
     finally:
         if process.poll() is None:

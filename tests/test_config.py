@@ -3,9 +3,12 @@
 import logging
 
 import pytest
+import stevedore
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
+from paste.deploy import loadwsgi
 
+import peers
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import filter as statsd_filter
 from magnetodb_statsd_middleware import opts
@@ -23,9 +26,7 @@ def conf():
 
 
 def _write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
+    return peers.write_file(tmp_path / name, text)
 
 
 def test_disabled_by_default_and_nothing_validated(conf):
@@ -138,12 +139,12 @@ def test_list_opts_names_every_option():
     assert all(o.help for o in listed)
 
 
-def test_entry_points_load():
-    from importlib import metadata
-    points = metadata.entry_points()
-    (paste,) = [p for p in points.select(group='paste.filter_factory')
-                if p.name == 'statsd']
-    assert paste.load() is statsd_filter.filter_factory
-    (lister,) = [p for p in points.select(group='oslo.config.opts')
-                 if p.name == 'magnetodb_statsd_middleware']
-    assert lister.load() is opts.list_opts
+def test_entry_points_load_through_their_consumers():
+    # PasteDeploy resolves "use = egg:...#statsd"; oslo-config-generator
+    # finds the options through stevedore.
+    context = loadwsgi.loadcontext(
+        loadwsgi.FILTER, 'egg:magnetodb-statsd-middleware#statsd')
+    assert context.object is statsd_filter.filter_factory
+    manager = stevedore.ExtensionManager('oslo.config.opts')
+    assert (manager['magnetodb_statsd_middleware'].plugin
+            is opts.list_opts)

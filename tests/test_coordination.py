@@ -96,7 +96,7 @@ def test_a_clean_stop_hands_over_at_once(cluster):
     (api,) = [a for a in hosts.values() if a.process.pid == leader]
     api.process.send_signal(signal.SIGINT)
     stopped = time.time()
-    api.process.wait(10)
+    peers.wait_exit(api.process, 10)
     takeover = peers.takeover_time(request_log, stopped, leader)
     # Within one retry interval, not after the lock timeout.
     assert takeover - stopped <= INTERVAL + 0.8

@@ -1,10 +1,13 @@
 """Datagrams on the wire: sizes, batching, pacing, resolution."""
 
+from __future__ import division
+
 import socket
 
 import pytest
 
 import peers
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import emitter
 
 
@@ -44,11 +47,10 @@ def test_counters_and_timers_are_formatted_by_the_client(udp):
 
 
 def test_pacing_keeps_to_the_send_rate(udp):
-    import time
     gauges = [('g%d' % i, i) for i in range(4000)]
-    started = time.monotonic()
+    started = compat.monotonic()
     _send(udp, gauges, send_rate=200, max_packet_size=512)
-    elapsed = time.monotonic() - started
+    elapsed = compat.monotonic() - started
     datagrams = len(udp.datagrams)
     # 4000 lines of ~20 bytes fill ~170 datagrams: at most 200 a second,
     # less the first batch that goes out before any pause.
@@ -67,7 +69,7 @@ def test_ipv6(udp):
     receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     try:
         receiver.bind(('::1', 0))
-    except OSError:
+    except compat.OS_ERRORS:
         pytest.skip('no IPv6 loopback here')
     receiver.settimeout(5)
     with emitter.Emitter(peers.make_settings(

@@ -81,7 +81,7 @@ def test_health_and_tables_fail_independently(serve, udp, caplog):
     assert not result.completed
     assert 'magnetodb.health.h.overall:1|g' in udp.lines
 
-    udp.datagrams.clear()
+    del udp.datagrams[:]
     api = serve(fakeapi.FakeMonitoringAPI(fakeapi.build_dataset()))
     dead_health = 'http://127.0.0.1:%d/healthcheck' % peers.free_port(
         socket.SOCK_STREAM)

@@ -71,9 +71,8 @@ def test_self_metrics(api_server, statsd_daemon, prefix, tmp_path):
 
 
 def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path):
-    (tmp_path / 'magnetodb-api.conf').write_text('[statsd]\n')
-    ini = tmp_path / 'api-paste.ini'
-    ini.write_text(peers.PASTE_INI.format(
+    peers.write_file(tmp_path / 'magnetodb-api.conf', '[statsd]\n')
+    ini = peers.write_file(tmp_path / 'api-paste.ini', peers.PASTE_INI.format(
         filter_options='enabled = true\ninterval = often',
         fixture_options='', data_options=''))
     with pytest.raises(config.ConfigError) as error:

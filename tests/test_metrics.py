@@ -8,7 +8,7 @@ from magnetodb_statsd_middleware import metrics
 
 
 def _hashed(raw, safe):
-    return '%s_%s' % (safe, hashlib.sha1(raw.encode()).hexdigest()[:8])
+    return '%s_%s' % (safe, hashlib.sha1(raw.encode('utf-8')).hexdigest()[:8])
 
 
 @pytest.mark.parametrize('raw', [
@@ -21,8 +21,8 @@ def test_safe_names_stay_as_they_are(raw):
     ('my.table', 'my_table'),
     ('line\nbreak', 'line_break'),
     ('a:b|c#d@e;f=g/h i', 'a_b_c_d_e_f_g_h_i'),
-    ('caf\u00e9', 'caf_'),
-    ('\u8868', '_'),
+    (u'caf\u00e9', 'caf_'),
+    (u'\u8868', '_'),
     ('x' * 254 + '.', 'x' * 254 + '_'),
 ])
 def test_unsafe_names_are_replaced_and_hashed(raw, safe):
@@ -30,7 +30,7 @@ def test_unsafe_names_are_replaced_and_hashed(raw, safe):
 
 
 def test_names_that_differ_stay_apart():
-    names = ['a.b', 'a_b', 'a:b', 'a b', 'a\u00e9b', 'a\u00e8b']
+    names = ['a.b', 'a_b', 'a:b', 'a b', u'a\u00e9b', u'a\u00e8b']
     assert len({metrics.safe_name(n) for n in names}) == len(names)
     assert metrics.safe_name('a_b') == 'a_b'
 

@@ -32,7 +32,7 @@ def _all_rows(dataset):
 
 def _assert_exactly_once(seen, dataset):
     assert set(seen) == _all_rows(dataset)
-    assert max(seen.values(), default=1) == 1
+    assert max(list(seen.values()) + [1]) == 1
 
 
 @pytest.mark.parametrize('big', [
@@ -70,7 +70,8 @@ def test_a_project_deleted_between_pages(serve):
                 self.deleted = last_project
                 del self.live[last_project]
                 self.load(self.live)
-            return super().listing(limit, last_project, last_table)
+            return super(Deleting, self).listing(limit, last_project,
+                                                last_table)
 
     dataset = fakeapi.build_dataset(projects=0, big=[15] * 12)
     app = Deleting(dataset, default_limit=10)
@@ -115,7 +116,7 @@ def test_non_active_tables_come_with_empty_statistics(serve):
 def test_the_usage_details_spelling_is_accepted_too(serve):
     class Corrected(fakeapi.FakeMonitoringAPI):
         def _listing_body(self, request, metrics):
-            rows = super()._listing_body(request, metrics)
+            rows = super(Corrected, self)._listing_body(request, metrics)
             for row in rows:
                 row['usage_details'] = row.pop('usage_detailes')
             return rows
@@ -188,7 +189,8 @@ def test_an_endless_listing_stops(serve, monkeypatch):
 def test_a_listing_that_repeats_itself_stops(serve):
     class Stuck(fakeapi.FakeMonitoringAPI):
         def listing(self, limit, last_project=None, last_table=None):
-            return super().listing(limit)  # ignores the position
+            # ignores the position
+            return super(Stuck, self).listing(limit)
 
     dataset = fakeapi.build_dataset(projects=3, tables=10)
     app = Stuck(dataset, default_limit=10)

@@ -2,7 +2,6 @@
 
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -10,6 +9,7 @@ import time
 import pytest
 
 import peers
+from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import fakeapi
@@ -21,7 +21,8 @@ class SlowAPI(fakeapi.FakeMonitoringAPI):
     """Records when listings start and end, and how many overlap."""
 
     def __init__(self, delay):
-        super().__init__(fakeapi.build_dataset(projects=1, tables=2))
+        super(SlowAPI, self).__init__(
+            fakeapi.build_dataset(projects=1, tables=2))
         self.delay = delay
         self.spans = []
         self.active = 0
@@ -32,14 +33,14 @@ class SlowAPI(fakeapi.FakeMonitoringAPI):
         with self._guard:
             self.active += 1
             self.most_active = max(self.most_active, self.active)
-        started = time.monotonic()
+        started = compat.monotonic()
         time.sleep(self.delay)
         try:
-            return super().__call__(environ, start_response)
+            return super(SlowAPI, self).__call__(environ, start_response)
         finally:
             with self._guard:
                 self.active -= 1
-            self.spans.append((started, time.monotonic()))
+            self.spans.append((started, compat.monotonic()))
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_interval_is_between_starts(serve, run_scheduler):
 
 def test_initial_delay_is_honoured(serve, run_scheduler):
     app = SlowAPI(delay=0)
-    started = time.monotonic()
+    started = compat.monotonic()
     run_scheduler(serve(app), initial_delay=1.0)
     peers.wait_for(lambda: app.spans, message='a first cycle')
     assert app.spans[0][0] - started >= 1.0
@@ -103,8 +104,6 @@ def test_the_loop_survives_a_bug_and_logs_it_once(
     assert 'KeyError' in errors[0].getMessage()
 
 
-@pytest.mark.filterwarnings(
-    'ignore::pytest.PytestUnhandledThreadExceptionWarning')
 def test_a_dead_loop_is_restarted_by_the_next_request(
         serve, udp, monkeypatch):
     class Fatal(BaseException):
@@ -123,11 +122,12 @@ def test_a_dead_loop_is_restarted_by_the_next_request(
     settings = peers.make_settings(monitoring_url=serve(SlowAPI(0)).url,
                                    statsd_port=udp.port)
     process.ensure_started(settings)
-    peers.wait_for(lambda: process.needs_start, message='the loop to die')
+    peers.wait_for(lambda: scheduler.collector_pid is None,
+                   message='the loop to die')
     app = statsd_filter.StatsdFilter(lambda env, start: [b'ok'], process)
     assert app({}, None) == [b'ok']
     peers.wait_for(lambda: len(deaths) >= 2, message='a restarted loop')
-    assert not process.needs_start
+    assert scheduler.collector_pid == os.getpid()
     process.stop()
 
 
@@ -149,13 +149,24 @@ def test_a_forked_child_drops_the_parents_collector(serve, udp, tmp_path):
         lock_path=str(tmp_path / 'fork.lock'))
     process.ensure_started(settings)
     peers.wait_for(lambda: process.scheduler.lock.held, message='the lock')
+    parent = process.scheduler
     pid = os.fork()
     if pid == 0:  # the child: report through the exit code
-        ok = (process.scheduler is None and process.needs_start
-              and not election.HostLock(settings.lock_path).acquire())
+        owed = scheduler.collector_pid != os.getpid()
+        lock_is_the_parents = not election.HostLock(
+            settings.lock_path).acquire()
+        # Its first request starts a collector of its own, which stands
+        # by: the parent holds the lock.
+        app = statsd_filter.StatsdFilter(lambda env, start: [b'ok'], process)
+        app({}, None)
+        own = process.scheduler
+        ok = (owed and lock_is_the_parents and own is not parent
+              and own.pid == os.getpid()
+              and scheduler.collector_pid == os.getpid())
+        process.stop()
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert process.scheduler.lock.held
     process.stop()
 
@@ -188,16 +199,16 @@ fd = os.open(sys.argv[1], os.O_RDWR)
 try:
     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     print('got it')
-except OSError:
-    print('busy by', os.read(fd, 100).decode().strip())
+except (IOError, OSError):
+    print('busy by ' + os.read(fd, 100).decode().strip())
 '''
 
 
 def _other_process_locks(path):
     # Another process: opening the file here would drop our POSIX lock.
-    return subprocess.run([sys.executable, '-c', LOCKER, path],
-                          capture_output=True, text=True,
-                          check=True).stdout.strip()
+    code, out, err = peers.run([sys.executable, '-c', LOCKER, path])
+    assert code == 0, err
+    return out.strip()
 
 
 def test_the_host_lock_excludes_other_processes(tmp_path):

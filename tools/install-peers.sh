@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the tests' and benchmarks' real peers unless they are there:
-# the reference StatsD daemon (npm statsd@0.9.0) into .cache/statsd, and
-# redis-server (Debian's package) for the tooz coordination tests.
+# the reference StatsD daemon (npm statsd@0.9.0) into the machine's cache
+# (outside the clone, so that a fresh clone reuses it), and redis-server
+# (Debian's package) for the tooz coordination tests.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_install() {
     if [ "$(id -u)" != 0 ]; then
@@ -17,7 +17,8 @@ apt_install() {
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 
-dest="$top/.cache/statsd"
+cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
+dest="$cache/statsd"
 if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then
     mkdir -p "$dest"
     npm install --prefix "$dest" --no-audit --no-fund --ignore-scripts \

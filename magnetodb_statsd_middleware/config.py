@@ -182,7 +182,9 @@ def load_settings(global_conf=None, local_conf=None, conf=None,
 
 def _validated(values):
     """Checks that one option's type cannot express, and derived defaults."""
-    projects = tuple(p.strip() for p in values['projects'] if p.strip())
+    # Text, like the ids the API sends: on 2.7 oslo.config gives bytes.
+    projects = tuple(compat.to_text(p).strip() for p in values['projects']
+                     if p.strip())
     url = values['healthcheck_url'] or ''
     if url:
         try:
@@ -199,7 +201,7 @@ def _validated(values):
     lock_path = values['lock_path']
     if lock_path is None:
         lock_path = default_lock_path(values['monitoring_url'])
-    host_name = values['host_name'] or default_host_name()
+    host_name = compat.to_text(values['host_name'] or default_host_name())
     return Settings(
         enabled=True,
         statsd_host=values['statsd_host'],

@@ -139,7 +139,7 @@ class FakeMonitoringAPI(object):
 
     @webob.dec.wsgify
     def __call__(self, request):
-        path = request.path_info
+        path = compat.to_text(request.path_info)  # bytes on 2.7
         if path.startswith(_PREFIX):
             path = path[len(_PREFIX):]
         parts = [p for p in path.split('/') if p]

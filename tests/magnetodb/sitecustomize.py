@@ -1,0 +1,112 @@
+"""Installs the tests' fakes into every MagnetoDB 2015.1 process they start.
+
+Python imports ``sitecustomize`` from ``sys.path`` at start-up. The tests
+put this folder on ``PYTHONPATH`` of ``bin/magnetodb-api-server`` and of
+``bin/magnetodb-api-server-gunicorn``, whose ``os.system("gunicorn ...")``
+passes the environment on to gunicorn and its workers, so each process
+that may load MagnetoDB's paste app gets the fakes before ``loadapp``.
+Nothing happens unless ``MAGNETODB_FAKE_DATA`` names a data file.
+
+Only two module attributes are replaced, and every MagnetoDB file stays as
+released:
+
+- ``cassandra.cluster.Cluster`` -> ``fake_cassandra.FakeCluster``;
+- ``pyjolokia.urlopen`` -> ``fake_jolokia.urlopen``.
+
+Nothing is imported here: MagnetoDB monkey-patches with eventlet first and
+imports the Cassandra driver later, and an early import would bind the
+driver to unpatched threading. An import hook waits for each module
+instead, and patches it right after its own import completed.
+
+Test instrumentation, separate from the fakes: eventlet.wsgi logs no
+User-Agent, so with ``MAGNETODB_TEST_ACCESS_LOG`` set, the app given to
+``eventlet.wsgi.server`` is wrapped to append ``<pid> path?query "UA"``
+for each request to that file (gunicorn writes the same line through its
+own access log, configured by the test's ``gunicorn.conf.py``).
+"""
+
+import os
+import sys
+
+DATA_ENV = 'MAGNETODB_FAKE_DATA'
+ACCESS_LOG_ENV = 'MAGNETODB_TEST_ACCESS_LOG'
+
+
+def _install_cluster(module):
+    import fake_cassandra
+    fake_cassandra.install(module)
+
+
+def _install_urlopen(module):
+    import fake_jolokia
+    fake_jolokia.install(module)
+
+
+class _RequestRecorder(object):
+    """WSGI wrapper: one ``<pid> path?query "User-Agent"`` line a request."""
+
+    def __init__(self, app, path):
+        self.app = app
+        self.path = path
+
+    def __call__(self, environ, start_response):
+        line = '<%d> %s%s?%s "%s"\n' % (
+            os.getpid(), environ.get('SCRIPT_NAME', ''),
+            environ.get('PATH_INFO', ''), environ.get('QUERY_STRING', ''),
+            environ.get('HTTP_USER_AGENT', '-'))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+        return self.app(environ, start_response)
+
+
+def _install_request_recorder(module):
+    serve = module.server
+    path = os.environ[ACCESS_LOG_ENV]
+
+    def server(sock, site, *args, **kwargs):
+        return serve(sock, _RequestRecorder(site, path), *args, **kwargs)
+
+    module.server = server
+
+
+class _PatchAfterImport(object):
+    """A ``sys.meta_path`` hook (Python 2 protocol): lets the normal import
+    of a listed module run, then calls its patch function once."""
+
+    def __init__(self, patches):
+        self.patches = patches
+        self.importing = set()
+
+    def find_module(self, fullname, path=None):
+        if fullname in self.patches and fullname not in self.importing:
+            return self
+        return None
+
+    def load_module(self, fullname):
+        if fullname in sys.modules:
+            return sys.modules[fullname]
+        self.importing.add(fullname)
+        try:
+            __import__(fullname)
+        finally:
+            self.importing.discard(fullname)
+        module = sys.modules[fullname]
+        self.patches.pop(fullname)(module)
+        return module
+
+
+def _install():
+    patches = {}
+    if os.environ.get(DATA_ENV):
+        patches['cassandra.cluster'] = _install_cluster
+        patches['pyjolokia'] = _install_urlopen
+    if os.environ.get(ACCESS_LOG_ENV):
+        patches['eventlet.wsgi'] = _install_request_recorder
+    if patches:
+        sys.meta_path.insert(0, _PatchAfterImport(patches))
+
+
+_install()

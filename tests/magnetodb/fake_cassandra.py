@@ -227,13 +227,7 @@ class _Parser(object):
 
 # -- running ---------------------------------------------------------------
 
-_COMPARE = {
-    '=': lambda a, b: a == b,
-    '>': lambda a, b: a > b,
-    '>=': lambda a, b: a >= b,
-    '<': lambda a, b: a < b,
-    '<=': lambda a, b: a <= b,
-}
+OPERATORS = ('=', '>', '>=', '<', '<=')
 
 
 def _key(value):
@@ -246,7 +240,7 @@ def _restrictions(conditions):
     tenant = token = None
     names = []
     for column, op, value in conditions:
-        if op not in _COMPARE:
+        if op not in OPERATORS:
             raise _invalid(u'operator %s' % op)
         if column == 'tenant' and op == '=' and tenant is None:
             tenant = value
@@ -269,7 +263,7 @@ def _restrictions(conditions):
 def _select(storage, conditions, limit):
     tenant, token, names = _restrictions(conditions)
     if tenant is not None:
-        partitions = [storage.partition(tenant)]
+        partitions = [storage.partition(tenant, names)]
     elif token is not None:
         op, value = token
         if op != '>':
@@ -279,12 +273,9 @@ def _select(storage, conditions, limit):
         partitions = storage.all_partitions()
     rows = []
     for partition in partitions:
-        for row in partition:
-            name = _key(row['name'])
-            if all(_COMPARE[op](name, value) for op, value in names):
-                rows.append(row)
-                if limit is not None and len(rows) >= limit:
-                    return rows
+        rows.extend(partition)
+        if limit is not None and len(rows) >= limit:
+            return rows[:limit]
     return rows
 
 
@@ -292,8 +283,7 @@ def _update(storage, assignments, conditions, expected):
     tenant, token, names = _restrictions(conditions)
     if tenant is None or [op for op, _ in names] != ['=']:
         raise _invalid(u'UPDATE needs the full primary key')
-    found = [row for row in storage.partition(tenant)
-             if _key(row['name']) == names[0][1]]
+    found = storage.partition(tenant, names)
     for column, op, value in expected:
         if op != '=':
             raise Unsupported('IF %s %s' % (column, op))

@@ -79,8 +79,10 @@ class Storage(object):
             if row['internal_name']:
                 key = (u'u_' + row['tenant'], u'u_' + row['id'].hex)
                 self.beans[key] = table
-        for rows in partitions.values():
+        self.names = {}  # tenant -> the UTF-8 names of its rows, in order
+        for tenant, rows in partitions.items():
             rows.sort(key=lambda row: row['name'].encode('utf-8'))
+            self.names[tenant] = [row['name'].encode('utf-8') for row in rows]
         self.partitions = partitions
         self.ring = sorted((token(tenant), tenant.encode('utf-8'), tenant)
                            for tenant in partitions)
@@ -107,8 +109,22 @@ class Storage(object):
             u'creation_date_time': loaded_at,
         }
 
-    def partition(self, tenant):
-        return self.partitions.get(tenant, [])
+    def partition(self, tenant, names=()):
+        """A partition's rows whose name (UTF-8 bytes) meets every
+        ``(operator, name)`` restriction, found by bisection."""
+        rows = self.partitions.get(tenant, [])
+        keys = self.names.get(tenant, [])
+        start, stop = 0, len(rows)
+        for op, name in names:
+            if op in ('=', '>='):
+                start = max(start, bisect.bisect_left(keys, name))
+            if op == '>':
+                start = max(start, bisect.bisect_right(keys, name))
+            if op in ('=', '<='):
+                stop = min(stop, bisect.bisect_right(keys, name))
+            if op == '<':
+                stop = min(stop, bisect.bisect_left(keys, name))
+        return rows[start:stop]
 
     def partitions_after(self, after_token):
         """Partitions whose token is greater, in token order; no

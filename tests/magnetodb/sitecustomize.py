@@ -20,9 +20,10 @@ instead, and patches it right after its own import completed.
 
 Test instrumentation, separate from the fakes: eventlet.wsgi logs no
 User-Agent, so with ``MAGNETODB_TEST_ACCESS_LOG`` set, the app given to
-``eventlet.wsgi.server`` is wrapped to append ``<pid> path?query "UA"``
-for each request to that file (gunicorn writes the same line through its
-own access log, configured by the test's ``gunicorn.conf.py``).
+``eventlet.wsgi.server`` is wrapped to append ``<pid> GET /path?query
+HTTP/1.1 "User-Agent"`` for each request to that file: the line gunicorn
+writes through its own access log, configured by the test's
+``gunicorn.conf.py``.
 """
 
 import os
@@ -43,16 +44,20 @@ def _install_urlopen(module):
 
 
 class _RequestRecorder(object):
-    """WSGI wrapper: one ``<pid> path?query "User-Agent"`` line a request."""
+    """WSGI wrapper: one line a request, as gunicorn's access log writes it
+    with ``access_log_format = '%(p)s %(r)s "%(a)s"'``."""
 
     def __init__(self, app, path):
         self.app = app
         self.path = path
 
     def __call__(self, environ, start_response):
-        line = '<%d> %s%s?%s "%s"\n' % (
-            os.getpid(), environ.get('SCRIPT_NAME', ''),
-            environ.get('PATH_INFO', ''), environ.get('QUERY_STRING', ''),
+        uri = environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')
+        if environ.get('QUERY_STRING'):
+            uri += '?' + environ['QUERY_STRING']
+        line = '<%d> %s %s %s "%s"\n' % (
+            os.getpid(), environ['REQUEST_METHOD'], uri,
+            environ.get('SERVER_PROTOCOL', '-'),
             environ.get('HTTP_USER_AGENT', '-'))
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -108,9 +108,12 @@ def _python27_environ(env, **extra):
 
 # -- data ------------------------------------------------------------------
 
-Table = collections.namedtuple('Table', 'tenant name status size item_count')
-"""One row of table_info, with one size and one item count per node
-(None: the JMX bean is missing there; a string: a non-numeric value)."""
+class Table(collections.namedtuple('Table',
+                                   'tenant name status size item_count')):
+    """One row of table_info, with one size and one item count per node
+    (None: the JMX bean is missing there; a string: a non-numeric value)."""
+
+    __slots__ = ()
 
 NOT_ACTIVE = ('CREATING', 'DELETING', 'CREATE_FAILED', 'DELETE_FAILED')
 _WORDS = ('orders', 'users', 'events', 'sessions', 'carts', 'logs',

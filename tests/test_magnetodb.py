@@ -10,6 +10,7 @@ here, never by the package.
 
 import difflib
 import json
+import os
 import random
 
 import magnetodb_peer as mdb
@@ -17,13 +18,25 @@ import pytest
 
 import peers
 
-# A few thousand tables over many projects, one of them with more than a
-# page (1,000) of tables, some not ACTIVE, names with '.' and '-'.
-_rng = random.Random(2015)
-HEALTHY = mdb.make_tables(_rng, mdb.project_id(_rng), 1100)
-for _ in range(80):
-    HEALTHY += mdb.make_tables(_rng, mdb.project_id(_rng),
-                               _rng.randint(1, 40))
+# The first test builds the CPython 2.7 env when its cache is cold (about
+# a minute on 2 cores, more on a slow network); every wait below has its
+# own deadline.
+pytestmark = pytest.mark.timeout(600)
+
+
+
+def _healthy_tables():
+    """A few thousand tables over many projects, one of them with more than
+    a page (1,000) of tables, some not ACTIVE, names with '.' and '-'."""
+    rng = random.Random(2015)
+    tables = mdb.make_tables(rng, mdb.project_id(rng), 1100)
+    for _ in range(80):
+        tables += mdb.make_tables(rng, mdb.project_id(rng),
+                                  rng.randint(1, 40))
+    return tables
+
+
+HEALTHY = _healthy_tables()
 HEALTHY_HEALTH = {'API': 'OK', 'Identity': 'OK', 'Storage': 'OK',
                   'Messaging': 'Not Implemented'}
 
@@ -81,15 +94,16 @@ def test_installing_the_filter_changes_no_magnetodb_library(magnetodb_env):
 def _statsd_options(daemon, prefix, port, host):
     url = 'http://127.0.0.1:%d' % port
     return dict(enabled='true', statsd_port=daemon.port,
-                metric_prefix=prefix, interval=2, initial_delay=0,
+                metric_prefix=prefix, interval=2,
                 monitoring_url=url + '/v1/monitoring/projects',
                 healthcheck_url=url + '/healthcheck?fullcheck=true',
-                host_name=host, request_timeout=120)
+                host_name=host)
 
 
 def _assert_only_the_operator_edits(server, magnetodb_env):
     """The paste ini differs from MagnetoDB's by the filter alone."""
-    original = magnetodb_env.etc + '/' + server.paste_ini.split('/')[-1]
+    original = os.path.join(magnetodb_env.etc,
+                            os.path.basename(server.paste_ini))
     with open(original) as f, open(server.paste_ini) as g:
         diff = [line for line in difflib.unified_diff(
             f.read().splitlines(), g.read().splitlines(), n=0, lineterm='')

@@ -14,8 +14,8 @@
 # The project itself is reinstalled on every run with a plain
 # `pip install PROJECT_ROOT`. Writes <env>/freeze-magnetodb.txt (before the
 # project) and <env>/freeze-with-filter.txt (after); prints the env path as
-# its last line. A missing python2.7 or C compiler fails with one line
-# saying what to install.
+# its last line. A missing python2.7 (or, when the env must be built, C
+# compiler) fails with one line saying what to install.
 set -euo pipefail
 
 root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
@@ -62,8 +62,10 @@ step() {
 
 build_magnetodb_env() {
     local python27=$1 sha1=$2
+    # greenlet, blist, netifaces and the driver's murmur3 build from C.
+    command -v cc >/dev/null 2>&1 ||
+        fail "no C compiler (cc): apt-get install build-essential"
     rm -rf "$env"
-    : >"$log"
     if ! "$python27" -c 'import virtualenv, sys
 sys.exit(tuple(map(int, virtualenv.__version__.split(".")[:2])) >= (20, 22))' \
             >/dev/null 2>&1; then
@@ -96,12 +98,11 @@ main() {
     local python27 sha1
     python27=$(find_python27) ||
         fail "python2.7 not found: install CPython 2.7.18 (pyenv install 2.7.18)"
-    command -v cc >/dev/null 2>&1 ||
-        fail "no C compiler (cc): apt-get install build-essential"
     mkdir -p "$cache"
     # One build at a time: a second caller waits, then finds it done.
     exec 9>"$cache/py27-magnetodb.lock"
     flock 9
+    : >"$log"
     sha1=$(sha1sum "$constraints" | cut -d' ' -f1)
     if [ "$(cat "$env/.constraints.sha1" 2>/dev/null)" != "$sha1" ]; then
         build_magnetodb_env "$python27" "$sha1"

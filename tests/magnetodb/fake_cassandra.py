@@ -72,7 +72,7 @@ _TOKEN = re.compile(r"""
     | (?P<quoted>"(?:[^"]|"")+")
     | (?P<number>-?[0-9]+)
     | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<op>>=|<=|!=|[=<>(),.*;\[\]])
+    | (?P<op>>=|<=|!=|[=<>(),.*;])
     )""", re.VERBOSE)
 
 
@@ -108,10 +108,10 @@ class _Parser(object):
         self.tokens = _tokens(cql)
         self.position = 0
 
-    def peek(self, offset=0):
-        index = self.position + offset
-        return self.tokens[index] if index < len(self.tokens) else (None,
-                                                                    None)
+    def peek(self):
+        if self.position < len(self.tokens):
+            return self.tokens[self.position]
+        return None, None
 
     def take(self, kind=None, value=None):
         found = self.peek()
@@ -348,14 +348,15 @@ class FakeSession(object):
             raise cluster.NoHostAvailable(
                 u'Unable to complete the operation against any hosts',
                 {u'127.0.0.1': u'Connection refused (fake storage down)'})
-        if parameters:
-            raise Unsupported('bound parameters')
         try:
-            statement = _Parser(cql).statement()
+            if parameters:
+                raise Unsupported('bound parameters')
+            return self._run(_Parser(cql).statement(), data.storage(), query)
         except Unsupported as exc:
             LOG.error('FAKE-CASSANDRA-UNSUPPORTED %s: %s', exc, cql)
             raise
-        storage = data.storage()
+
+    def _run(self, statement, storage, query):
         if statement[0] == 'update':
             return _update(storage, *statement[1:])
         _, columns, conditions, limit = statement

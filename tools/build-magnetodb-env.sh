@@ -36,9 +36,13 @@ export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
 
 find_python27() {
     local prefix
+    local pyenv_python=${PYENV_ROOT:-$HOME/.pyenv}/versions/2.7.18/bin/python2.7
     if prefix=$(pyenv prefix 2.7.18 2>/dev/null) &&
             [ -x "$prefix/bin/python2.7" ]; then
         echo "$prefix/bin/python2.7"
+    elif [ -x "$pyenv_python" ]; then
+        # pyenv's own install, where pyenv itself is not on PATH.
+        echo "$pyenv_python"
     elif command -v python2.7 >/dev/null 2>&1 &&
             python2.7 -c 'import sys; sys.exit(sys.version_info[:2] != (2, 7))' \
                 >/dev/null 2>&1; then

@@ -47,6 +47,7 @@ MONITORING_PIPELINE = ('pipeline = connection_handler probe_filter '
 FILTER_SECTION = ('\n[filter:statsd]\n'
                   'paste.filter_factory = '
                   'magnetodb_statsd_middleware:filter_factory\n')
+MONITORING_PATH = '/v1/monitoring/projects'
 POLLER_AGENT = re.compile(r'^magnetodb-statsd-middleware \(pid (\d+)\)$')
 
 
@@ -404,6 +405,20 @@ class MagnetoDBServer:
             if agent:
                 polled.append((int(agent.group(1)), request.uri))
         return polled
+
+    def polled_cycles(self):
+        """The filter's requests grouped by cycle: a group starts at each
+        first page of the listing (no ``last_evaluated_project``); the
+        last group may still be growing."""
+        cycles = []
+        for _, uri in self.polls():
+            path, _, query = uri.partition('?')
+            if (path == MONITORING_PATH
+                    and 'last_evaluated_project=' not in query):
+                cycles.append([])
+            if cycles:
+                cycles[-1].append(uri)
+        return cycles
 
     def storage_down(self, down=True):
         """Take the fake Cassandra down (or bring it back) at once."""

@@ -118,14 +118,6 @@ def _assert_only_the_operator_edits(server, magnetodb_env):
     ]
 
 
-def _cycle_starts(server):
-    """Polled first pages: one per cycle started."""
-    return [uri for _, uri in server.polls()
-            if uri.startswith('/v1/monitoring/projects')
-            and 'last_evaluated_project' not in uri
-            and not uri.startswith('/v1/monitoring/projects/')]
-
-
 def _usage(tables):
     """MagnetoDB's usage_detailes of each ACTIVE table it can read."""
     return {(t.tenant, t.name): {
@@ -189,9 +181,14 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
         health + 'overall': 1}
     assert statsd_daemon.stats()['messages.bad_lines_seen'] == '0'
 
-    # Three cycles started: every poll came from one process.
-    peers.wait_for(lambda: len(_cycle_starts(server)) >= 3, timeout=120,
-                   message='three cycles')
+    # Two complete cycles (a third has started), the same requests each
+    # time, all from one process.
+    def complete_cycles():
+        cycles = server.polled_cycles()
+        return cycles[:2] if len(cycles) >= 3 else None
+    first, second = peers.wait_for(complete_cycles, timeout=120,
+                                   message='two complete cycles')
+    assert first == second
     pollers = {pid for pid, _ in server.polls()}
     if mode == 'gunicorn':
         workers = server.worker_pids()

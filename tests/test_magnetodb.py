@@ -33,6 +33,11 @@ def _healthy_tables():
     for _ in range(80):
         tables += mdb.make_tables(rng, mdb.project_id(rng),
                                   rng.randint(1, 40))
+    # Not creatable through the API, but possible in storage.
+    unicode_project = mdb.project_id(rng)
+    for name in (u'donn\xe9es', u'na\xefve.table', u'\u20ac-prices'):
+        tables.append(mdb.Table(unicode_project, name, 'ACTIVE',
+                                [3, 4, 5], [1, 1, 2]))
     return tables
 
 

@@ -13,9 +13,9 @@ import json
 import os
 import random
 
-import magnetodb_peer as mdb
 import pytest
 
+import magnetodb_peer as mdb
 import peers
 
 # The first test builds the CPython 2.7 env when its cache is cold (about

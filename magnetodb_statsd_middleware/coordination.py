@@ -80,7 +80,7 @@ class ClusterLock(object):
                 outcome['error'] = exc
 
         self._pending = runtime.spawn(call, 'magnetodb-statsd-coordination')
-        self._pending.join(timeout)
+        runtime.join(self._pending, timeout)
         if 'error' in outcome:
             raise outcome['error']
         if 'held' not in outcome:
@@ -115,7 +115,8 @@ class ClusterLock(object):
             except Exception:  # the backend may be gone
                 pass
             self._drop()
-        runtime.spawn(call, 'magnetodb-statsd-release').join(timeout)
+        runtime.join(runtime.spawn(call, 'magnetodb-statsd-release'),
+                     timeout)
 
     def _drop(self):
         coordinator, self._coordinator = self._coordinator, None

@@ -35,6 +35,24 @@ def spawn(function, name):
     return thread
 
 
+def join(handle, timeout):
+    """Wait at most ``timeout`` seconds for a job of :func:`spawn`.
+
+    Returns whether it ended. Under eventlet 0.40+ on Python 3.13 a green
+    ``Thread.join(timeout)`` raises eventlet's Timeout when the time is
+    up instead of returning; that is the same answer, and must not kill
+    the caller's loop.
+    """
+    try:
+        handle.join(timeout)
+    except BaseException as exc:
+        timeout_module = sys.modules.get('eventlet.timeout')
+        if timeout_module is None or not isinstance(
+                exc, timeout_module.Timeout):
+            raise
+    return not handle.is_alive()
+
+
 def cooperative_yield():
     """Let other greenthreads (or threads) run during a long computation."""
     time.sleep(0)

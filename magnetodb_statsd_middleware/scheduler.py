@@ -75,7 +75,7 @@ class Scheduler(object):
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            runtime.join(thread, timeout)
 
     @property
     def alive(self):

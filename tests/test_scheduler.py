@@ -228,3 +228,35 @@ def test_an_unusable_lock_path_is_a_clear_error(tmp_path):
     lock = election.HostLock(str(tmp_path / 'missing' / 'x.lock'))
     with pytest.raises(election.LockError, match='missing'):
         lock.acquire()
+
+
+def test_join_gives_up_after_its_timeout():
+    # Under eventlet 0.40+ on Python 3.13 a green join(timeout) raises
+    # eventlet's Timeout: runtime.join must answer False either way.
+    from magnetodb_statsd_middleware import runtime
+    release = threading.Event()
+    job = runtime.spawn(lambda: release.wait(10), 'test-join')
+    started = compat.monotonic()
+    assert runtime.join(job, 0.2) is False
+    assert compat.monotonic() - started < 5
+    release.set()
+    assert runtime.join(job, 5) is True
+
+
+GREEN_JOIN = '''
+import eventlet
+eventlet.monkey_patch()
+import threading
+from magnetodb_statsd_middleware import runtime
+release = threading.Event()
+job = runtime.spawn(lambda: release.wait(10), 'test-join')
+print(runtime.join(job, 0.2))
+release.set()
+print(runtime.join(job, 5))
+'''
+
+
+def test_join_gives_up_after_its_timeout_under_eventlet():
+    result = peers.run([sys.executable, '-c', GREEN_JOIN])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['False', 'True']

@@ -5,6 +5,12 @@
 # (Debian's package) for the tooz coordination tests.
 set -euo pipefail
 
+cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
+mkdir -p "$cache"
+# tox envs may run in parallel: one installer at a time.
+exec 9>"$cache/install-peers.lock"
+flock 9
+
 apt_install() {
     if [ "$(id -u)" != 0 ]; then
         echo "install $* (Debian packages) first, or run this as root" >&2
@@ -17,7 +23,6 @@ apt_install() {
 command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 
-cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
 dest="$cache/statsd"
 if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then
     mkdir -p "$dest"

@@ -114,10 +114,42 @@ else:  # pragma: no cover
         return spec.tv_sec + spec.tv_nsec * 1e-9
 
 
-def open_private(path, flags, mode):
-    """``os.open`` with close-on-exec set, so no child process keeps it."""
+if os.open in getattr(os, 'supports_dir_fd', ()):
+    def _open(path, flags, mode, dir_fd):
+        return os.open(path, flags, mode, dir_fd=dir_fd)
+else:  # pragma: no cover (2.7)
+    import ctypes
+
+    # 2.7's os.open has no dir_fd. libc's openat(2) through ctypes is the
+    # very call that 3.x makes for dir_fd, so both runtimes resolve the
+    # name inside the directory already opened and checked. The other way,
+    # "/proc/self/fd/N/name", would need procfs mounted (not so in every
+    # chroot) for the same result.
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _openat = _libc.openat
+    _openat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                        ctypes.c_uint]
+    _openat.restype = ctypes.c_int
+
+    def _open(path, flags, mode, dir_fd):
+        if dir_fd is None:
+            return os.open(path, flags, mode)
+        if isinstance(path, text_type):
+            path = path.encode(sys.getfilesystemencoding())
+        fd = _openat(dir_fd, path, flags, mode)
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), path)
+        return fd
+
+
+def open_private(path, flags, mode, dir_fd=None):
+    """``os.open`` with close-on-exec set, so no child process keeps it.
+
+    With ``dir_fd``, ``path`` is a name inside that open directory.
+    """
     cloexec = getattr(os, 'O_CLOEXEC', 0)
-    fd = os.open(path, flags | cloexec, mode)
+    fd = _open(path, flags | cloexec, mode, dir_fd)
     if not cloexec:  # pragma: no cover (2.7)
         import fcntl
         fcntl.fcntl(fd, fcntl.F_SETFD,

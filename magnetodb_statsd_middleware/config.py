@@ -14,12 +14,12 @@ import os
 import shlex
 import socket
 import string
-import tempfile
 
 from oslo_config import cfg
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
+from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -80,10 +80,11 @@ class Settings(collections.namedtuple(
 
 
 def default_lock_path(monitoring_url):
-    """Per-host lock file, distinct for each monitored API."""
+    """Per-host lock file, distinct for each monitored API, in a folder of
+    this user's own (a name of its own in the shared temp folder could be
+    taken first by any local user)."""
     digest = hashlib.sha1(monitoring_url.encode('utf-8')).hexdigest()[:12]
-    return os.path.join(tempfile.gettempdir(),
-                        'magnetodb-statsd-%s.lock' % digest)
+    return os.path.join(election.default_directory(), '%s.lock' % digest)
 
 
 def default_host_name():

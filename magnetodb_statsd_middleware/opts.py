@@ -205,13 +205,22 @@ STATSD_OPTS = [
              'gauge while a 100,000-table cycle still takes seconds.'),
     cfg.StrOpt(
         'lock_path', default=None,
-        sample_default='<system temp dir>/magnetodb-statsd-<12 hex>.lock',
+        sample_default='<system temp dir>/magnetodb-statsd-<uid>/'
+                       '<12 hex>.lock',
         help='Lock file that elects the one process per host that collects '
              'and emits; the others retry every interval and take over '
-             'within one interval when it dies. Default: a file in the '
-             'system temporary folder named after the SHA-1 of '
-             'monitoring_url, so services polling different APIs do not '
-             'share it. Set to an empty value to let every process emit.'),
+             'within one interval when it dies. Its directory (created with '
+             'mode 0700 when missing) must belong to the service user and '
+             'be writable by no one else, nor may the file; a directory or '
+             'file that is writable by others, belongs to another user or '
+             'is a symbolic link is refused, and so is a lock that a '
+             'process of another user holds: then every process emits, '
+             'unelected, and an ERROR says how to fix it. Default: a file '
+             'named after the SHA-1 of monitoring_url (services polling '
+             'different APIs do not share it) in magnetodb-statsd-<uid> in '
+             'the system temporary folder. Run the standalone '
+             'magnetodb-statsd as the same user to share the lock. Set to '
+             'an empty value to let every process emit.'),
     cfg.StrOpt(
         'healthcheck_url', default='',
         help='This host\'s MagnetoDB health check, e.g. '

@@ -150,16 +150,28 @@ class Scheduler(object):
         return held
 
     def _elected(self):
-        was_held = self.lock.held
+        """Whether this process collects for the host this interval.
+
+        A lock that cannot elect (refused, or held by another user's
+        process) must not let anyone switch the metrics off: then every
+        process collects, unelected, and says so once, until it is fixed.
+        """
+        was_held, had_holder = self.lock.held, self.lock.holder
         try:
             held = self.lock.acquire()
         except election.LockError as exc:
-            self.outages.failed(LOCK, str(exc))
-            return False
+            self.outages.failed(LOCK, '%s; until it is fixed every process '
+                                'collects and sends, unelected; fix: %s'
+                                % (exc.problem, exc.fix))
+            return True
         self.outages.succeeded(LOCK)
         if held and not was_held and self.lock.path:
             LOG.info('pid %d holds %s: this process collects for the host',
                      os.getpid(), self.lock.path)
+        elif not held and self.lock.holder not in (None, had_holder):
+            LOG.info('pid %d stands by: pid %d holds %s and collects for '
+                     'the host', os.getpid(), self.lock.holder,
+                     self.lock.path)
         return held
 
 

@@ -193,43 +193,6 @@ def test_startup_failures_are_quiet_until_the_grace_ends(
     assert len(errors) == 1 and 'refused' in errors[0].getMessage()
 
 
-LOCKER = '''
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-try:
-    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    print('got it')
-except (IOError, OSError):
-    print('busy by ' + os.read(fd, 100).decode().strip())
-'''
-
-
-def _other_process_locks(path):
-    # Another process: opening the file here would drop our POSIX lock.
-    code, out, err = peers.run([sys.executable, '-c', LOCKER, path])
-    assert code == 0, err
-    return out.strip()
-
-
-def test_the_host_lock_excludes_other_processes(tmp_path):
-    path = str(tmp_path / 'x.lock')
-    lock = election.HostLock(path)
-    assert lock.acquire() and lock.acquire()
-    assert _other_process_locks(path) == 'busy by %d' % os.getpid()
-    lock.release()
-    assert _other_process_locks(path) == 'got it'
-
-
-def test_an_empty_lock_path_always_wins():
-    assert election.HostLock('').acquire()
-
-
-def test_an_unusable_lock_path_is_a_clear_error(tmp_path):
-    lock = election.HostLock(str(tmp_path / 'missing' / 'x.lock'))
-    with pytest.raises(election.LockError, match='missing'):
-        lock.acquire()
-
-
 def test_join_gives_up_after_its_timeout():
     # Under eventlet 0.40+ on Python 3.13 a green join(timeout) raises
     # eventlet's Timeout: runtime.join must answer False either way.

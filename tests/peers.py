@@ -322,11 +322,14 @@ class APIServer(object):
     The ini is shaped like MagnetoDB's (urlmap composite, oslo_config_args)
     and lists the statsd filter in two pipelines; the monitoring app is the
     fake API, so the collector reads its own server over loopback.
+    ``run_as`` is a command prefix (e.g. localusers' setpriv) and ``env``
+    more environment variables, for a server run as another user.
     """
 
     def __init__(self, workdir, conf, server='eventlet', workers=3,
                  preload=False, filter_options='', fixture_options='',
-                 data_options='', port=None, threads=4):
+                 data_options='', port=None, threads=4, run_as=(),
+                 env=None):
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.monitoring_url = self.url + MONITORING_PATH
@@ -340,7 +343,9 @@ class APIServer(object):
             f.write(conf.replace('$api', self.monitoring_url).replace(
                 '$health', self.url + '/healthcheck?fullcheck=true'))
         here = os.path.dirname(os.path.abspath(__file__))
-        env = dict(os.environ, PYTHONPATH=here, PYTHONUNBUFFERED='1')
+        # The package of this clone, whatever else is installed.
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, ROOT]),
+                   PYTHONUNBUFFERED='1', **(env or {}))
         if server == 'eventlet':
             command = [sys.executable, os.path.join(here, 'apiserver.py'),
                        ini, str(self.port)]
@@ -354,7 +359,8 @@ class APIServer(object):
                 command.append('--preload')
         self.log_path = os.path.join(workdir, 'server.log')
         self._log = open(self.log_path, 'w')
-        self.process = subprocess.Popen(command, stdout=self._log,
+        self.process = subprocess.Popen(list(run_as) + command,
+                                        stdout=self._log,
                                         stderr=subprocess.STDOUT, env=env,
                                         close_fds=True)
 

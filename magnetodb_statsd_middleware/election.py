@@ -96,7 +96,7 @@ class HostLock(object):
         if uid == os.geteuid():
             return pid
         if uid is None and _conflicting_pid(self._fd) != pid:
-            return None  # it exited meanwhile: /proc had reaped it
+            return None  # it exited meanwhile, and its /proc entry went
         open_to_others = os.fstat(self._fd).st_mode & (stat.S_IRWXG
                                                         | stat.S_IRWXO)
         if uid is None:
@@ -134,53 +134,53 @@ def _open_lock_file(path):
         if exc.errno != errno.EEXIST:
             raise LockError('cannot create %s: %s'
                             % (directory, exc.strerror), _any_fix())
-    dir_fd = _open_judged(directory, True, compat.open_private, directory,
+    dir_fd = _open_judged(directory, True, directory,
                           os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, 0)
     try:
-        return _open_judged(path, False, compat.open_private, name,
+        return _open_judged(path, False, name,
                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600,
-                            dir_fd=dir_fd)
+                            dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def _open_judged(path, directory, opener, *args, **kwargs):
-    """``opener(*args, **kwargs)``, refused unless :func:`_flaw` is None.
+def _open_judged(path, want_dir, name, flags, mode, dir_fd=None):
+    """Open ``name`` (``path``), refused unless :func:`_flaw` is None.
 
     The decision is taken on the open descriptor; when the open itself
     fails (a symbolic link, a folder of another user's), ``lstat`` only
     words the refusal.
     """
     try:
-        fd = opener(*args, **kwargs)
+        fd = compat.open_private(name, flags, mode, dir_fd=dir_fd)
     except compat.OS_ERRORS as exc:
         try:
             found = os.lstat(path)
         except compat.OS_ERRORS:
             found = None
-        flaw = found and _flaw(found, directory)
+        flaw = found and _flaw(found, want_dir)
         if flaw:
             raise LockError('refused %s: it %s' % (path, flaw),
-                            _fix(path, found, directory))
+                            _fix(path, found, want_dir))
         raise LockError('cannot open %s: %s' % (path, exc.strerror),
-                        _fix(path, found, directory))
+                        _fix(path, found, want_dir))
     found = os.fstat(fd)
-    flaw = _flaw(found, directory)
+    flaw = _flaw(found, want_dir)
     if flaw:
         os.close(fd)
         raise LockError('refused %s: it %s' % (path, flaw),
-                        _fix(path, found, directory))
+                        _fix(path, found, want_dir))
     return fd
 
 
-def _flaw(found, directory):
+def _flaw(found, want_dir):
     """Why a lock folder or file (a stat result) is unsafe, or None."""
     mode = found.st_mode
     if stat.S_ISLNK(mode):
         return 'is a symbolic link'
-    if directory and not stat.S_ISDIR(mode):
+    if want_dir and not stat.S_ISDIR(mode):
         return 'is not a directory'
-    if not directory and not stat.S_ISREG(mode):
+    if not want_dir and not stat.S_ISREG(mode):
         return 'is not a regular file'
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
         return 'is writable by other users (mode %04o)' % stat.S_IMODE(mode)
@@ -190,9 +190,9 @@ def _flaw(found, directory):
     return None
 
 
-def _fix(path, found, directory):
+def _fix(path, found, want_dir):
     """What the operator does about a refused or unopenable name."""
-    if not directory:
+    if not want_dir:
         return 'remove %s (it is made again with mode 0600)' % path
     if (found is not None and stat.S_ISDIR(found.st_mode)
             and found.st_uid == os.geteuid()):

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import logging
 import os
+import pwd
 import stat
 import tempfile
 
@@ -30,7 +31,7 @@ def temp_dir(tmp_path, monkeypatch):
 
 
 def _me():
-    return election._user(os.geteuid())
+    return 'uid %d (%s)' % (os.geteuid(), pwd.getpwuid(os.geteuid()).pw_name)
 
 
 def _refusal(path):

@@ -91,14 +91,19 @@ def service_api(shared, service, run_as_service):
         finally:
             os.umask(umask)
         servers.append(server)
-        peers.wait_for(lambda: election._process_uid(server.process.pid)
-                       == service.uid, message='the server as %s' % (
-                           service.name))
+        peers.wait_for(lambda: _uid_of(server.process.pid) == service.uid,
+                       message='the server to run as ' + service.name)
         return server
 
     yield start
     for server in servers:
         server.stop()
+
+
+def _uid_of(pid):
+    with open('/proc/%d/status' % pid) as status:
+        return [int(line.split()[2]) for line in status
+                if line.startswith('Uid:')][0]
 
 
 def _conf(daemon, prefix, **extra):

@@ -68,8 +68,8 @@ def _check(settings):
     except emitter.EmitError as exc:
         results.append(('FAIL', 'StatsD', compat.to_text(exc)))
     if settings.healthcheck_url:
-        gauges, error = health.health_gauges(settings)
-        overall = gauges[-1][1]  # health.<host>.overall comes last
+        measurements, error = health.health_measurements(settings)
+        overall = measurements[-1][2]  # overall comes last
         results.append(('FAIL' if error else 'OK', 'health check',
                         error or 'overall %d' % overall))
     for status, what, detail in results:

@@ -19,6 +19,7 @@ from oslo_config import cfg
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
+from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import opts
 
@@ -55,6 +56,14 @@ _SETTINGS_DEFAULTS = (
     ('healthcheck_url', ''),
     ('host_name', ''),
     ('coordination_url', ''),
+    ('label_mode', dialects.DISABLED),
+    ('emit_legacy', False),
+    ('user_labels', ()),  # sorted (key, value) pairs
+    ('include_projects', ()),
+    ('exclude_projects', ()),
+    ('include_tables', ()),
+    ('exclude_tables', ()),
+    ('top_tables', 0),
 )
 
 
@@ -199,6 +208,18 @@ def _validated(values):
         if problem:  # the URL is a secret: never in the message
             raise ConfigError('[statsd] coordination_url is invalid: %s'
                               % problem)
+    user_labels = tuple(sorted(values['user_labels'].items()))
+    if values['label_mode'] == 'dogstatsd':
+        for key, value in user_labels:
+            if value != value.lower():
+                raise ConfigError(
+                    '[statsd] user_labels = %r is invalid: Datadog lower-'
+                    'cases tags: write %s:%s' % (
+                        ','.join('%s:%s' % pair for pair in user_labels),
+                        key, value.lower()))
+    if values['top_tables'] and 'size' not in values['metrics']:
+        raise ConfigError('[statsd] top_tables = %r is invalid: ranking by '
+                          'size needs size in metrics' % values['top_tables'])
     lock_path = values['lock_path']
     if lock_path is None:
         lock_path = default_lock_path(values['monitoring_url'])
@@ -223,4 +244,12 @@ def _validated(values):
         healthcheck_url=url,
         host_name=host_name,
         coordination_url=coordination_url,
+        label_mode=values['label_mode'],
+        emit_legacy=values['emit_legacy'],
+        user_labels=user_labels,
+        include_projects=tuple(values['include_projects']),
+        exclude_projects=tuple(values['exclude_projects']),
+        include_tables=tuple(values['include_tables']),
+        exclude_tables=tuple(values['exclude_tables']),
+        top_tables=values['top_tables'],
     )

@@ -6,13 +6,12 @@ listing; the collector's own metrics say how the cycle went; each failure
 goes to the :class:`~.outages.OutageLog`, which decides what to log.
 """
 
-import time
-
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware import selection
 
 MONITORING = 'monitoring API'
 STATSD = 'StatsD'
@@ -30,10 +29,10 @@ class CycleResult(object):
 
 
 def _read_listing(settings, client, metric_set, sink):
-    """Send every project's gauges; returns the first error, or ''."""
+    """Send every project's measurements; returns the first error, or ''."""
     if not settings.projects:
         for project, tables in client.iter_all_projects():
-            sink.gauges(metric_set.project_gauges(project, tables))
+            sink.send(metric_set.project_measurements(project, tables))
         return ''
     first_error = ''
     for project in settings.projects:
@@ -42,23 +41,23 @@ def _read_listing(settings, client, metric_set, sink):
         except monitoring.MonitoringError as exc:
             first_error = first_error or compat.to_text(exc)
             continue
-        sink.gauges(metric_set.project_gauges(project, tables))
+        sink.send(metric_set.project_measurements(project, tables))
     return first_error
 
 
 def _send_health(settings, outages, sink):
-    gauges, error = health.health_gauges(settings)
-    sink.gauges(gauges)
+    measurements, error = health.health_measurements(settings)
+    sink.send(measurements)
     if error:
         outages.failed(HEALTH, error)
     else:
         outages.succeeded(HEALTH)
 
 
-def _send_tables(settings, outages, sink, started):
+def _send_tables(settings, outages, sink, started, selector):
     """The table, project, total and collector metrics; returns the
     CycleResult."""
-    metric_set = metrics.MetricSet(settings.metrics)
+    metric_set = metrics.MetricSet(settings.metrics, selector)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
     try:
@@ -70,11 +69,13 @@ def _send_tables(settings, outages, sink, started):
     if not error and client.bad_rows:
         error = ('%d listing rows lack a project id; totals are withheld'
                  % client.bad_rows)
+    # The top N can only be chosen once the listing is over.
+    sink.send(metric_set.ranked_tables(complete=not error))
     if error:
         outages.failed(MONITORING, error)
     else:
         outages.succeeded(MONITORING)
-        sink.gauges(metric_set.totals())
+        sink.send(metric_set.totals())
     counts.pages = client.pages
     counts.rejected += sink.oversize
     if counts.rejected:
@@ -85,18 +86,23 @@ def _send_tables(settings, outages, sink, started):
         outages.succeeded(DATA)
     # Rows without a project already failed the listing above.
     counts.rejected += client.bad_rows
-    _self_metrics(sink, counts, not error,
-                  (compat.monotonic() - started) * 1000.0)
+    sink.send(metrics.collector_measurements(
+        counts, not error, (compat.monotonic() - started) * 1000.0))
     return CycleResult(not error, counts, error)
 
 
-def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True):
+def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
+              selector=None):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
     fail without stopping the other. ``tables=False`` (another host holds
-    the cluster lock) sends this host's health only.
+    the cluster lock) sends this host's health only. ``selector`` keeps
+    the top-N membership from one cycle to the next (a fresh one ranks
+    from scratch).
     """
+    if selector is None:
+        selector = selection.TableSelector(settings)
     started = compat.monotonic()
     result = CycleResult(True, metrics.CycleCounts())
     try:
@@ -104,22 +110,11 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True):
             if settings.healthcheck_url:
                 _send_health(settings, outages, sink)
             if tables:
-                result = _send_tables(settings, outages, sink, started)
+                result = _send_tables(settings, outages, sink, started,
+                                      selector)
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))
     outages.succeeded(STATSD)
     return result
 
-
-def _self_metrics(sink, counts, completed, duration_ms):
-    sink.timer('collector.cycle_duration', duration_ms)
-    sink.counter('collector.cycles_completed' if completed
-                 else 'collector.cycles_failed', 1)
-    if counts.rejected:
-        sink.counter('collector.values_rejected', counts.rejected)
-    gauges = [('collector.tables', counts.tables),
-              ('collector.pages', counts.pages)]
-    if completed:
-        gauges.append(('collector.last_success', int(time.time())))
-    sink.gauges(gauges)

@@ -1,8 +1,11 @@
 """Sending metrics to StatsD over UDP, batched and paced.
 
-The ``statsd`` package formats the lines and packs them into datagrams of
-at most ``max_packet_size`` bytes. This module adds what a collector inside
-an API server needs around it: the host is resolved again at every cycle
+Measurements are spelled into lines by :mod:`.dialects` (dotted names or a
+label dialect, whose tags may follow the type: ``|#k:v``), and the
+``statsd`` package's pipeline packs those lines into datagrams of at most
+``max_packet_size`` bytes and sends them. This module adds what a
+collector inside an API server needs around it: the host is resolved
+again at every cycle
 (a DNS change needs no restart, a DNS failure only fails that cycle), a
 line that could never fit a datagram is dropped and counted instead of
 being sent oversize, and datagrams are paced to ``send_rate`` so that a
@@ -20,6 +23,7 @@ from statsd.client.base import StatsClientBase
 from statsd.client.udp import Pipeline
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import runtime
 
 # Datagrams handed to the socket between two pacing pauses: large enough
@@ -44,12 +48,25 @@ def resolve(host, port):
     return address[0], family == socket.AF_INET6
 
 
+class _LinePipeline(Pipeline):
+    """The ``statsd`` package's UDP pipeline, fed with finished lines.
+
+    Its own methods format ``name:value|type`` only; the pipeline still
+    packs whatever lines it holds into datagrams shorter than the client's
+    ``maxudpsize`` and sends them through the client, so a line spelled by
+    a dialect is added the way its own methods add theirs.
+    """
+
+    def add(self, line):
+        self._after(line)
+
+
 class Emitter(object):
     """One cycle's StatsD client; use as a context manager."""
 
     def __init__(self, settings):
         self._settings = settings
-        self._prefix_length = len(settings.metric_prefix) + 1
+        self._spellings = dialects.spellings(settings)
         self._client = None
         self._pipe = None
         self._batch_bytes = DATAGRAMS_PER_BATCH * settings.max_packet_size
@@ -59,7 +76,7 @@ class Emitter(object):
 
     def __enter__(self):
         self._client = self._open_client()
-        self._pipe = self._client.pipeline()
+        self._pipe = _LinePipeline(self._client)
         return self
 
     def _open_client(self):
@@ -70,7 +87,6 @@ class Emitter(object):
             # maxudpsize, hence the + 1.
             return statsd.StatsClient(
                 address, self._settings.statsd_port,
-                prefix=self._settings.metric_prefix,
                 maxudpsize=self._settings.max_packet_size + 1, ipv6=ipv6)
         except compat.OS_ERRORS as exc:
             raise EmitError('cannot open a UDP socket to %s:%d: %s'
@@ -83,41 +99,25 @@ class Emitter(object):
         finally:
             compat.close_statsd_client(self._client)
 
-    def _fits(self, name, text_length):
-        """Whether ``prefix.name:<text>`` fits in one datagram."""
-        length = self._prefix_length + len(name) + 1 + text_length
-        if length > self._settings.max_packet_size:
-            self.oversize += 1
-            return False
-        self._pending_bytes += length
-        return True
+    def send(self, measurements):
+        """Spell and queue a list of measurements, in every spelling.
 
-    def gauges(self, gauges):
-        """Queue ``(name, value)`` gauges; values are validated ints.
-
-        The hot loop of a cycle: the size check of :meth:`_fits` is
-        inlined (``prefix.name:value|g``).
+        The hot loop of a cycle. Every line is built from safe parts and
+        checked values (:mod:`.dialects`); one that could never fit a
+        datagram is dropped and counted in :attr:`oversize`.
         """
-        gauge = self._pipe.gauge
-        overhead = self._prefix_length + 3
+        add = self._pipe.add
         limit = self._settings.max_packet_size
-        for name, value in gauges:
-            length = overhead + len(name) + len(str(value))
-            if length > limit:
-                self.oversize += 1
-                continue
-            gauge(name, value)
-            self._pending_bytes += length
-            if self._pending_bytes >= self._batch_bytes:
-                self.flush()
-
-    def counter(self, name, count):
-        if self._fits(name, len(str(count)) + 2):
-            self._pipe.incr(name, count)
-
-    def timer(self, name, milliseconds):
-        if self._fits(name, len('%0.6f' % milliseconds) + 3):
-            self._pipe.timing(name, milliseconds)
+        for spelling in self._spellings:
+            for line in spelling.lines(measurements):
+                length = len(line)
+                if length > limit:
+                    self.oversize += 1
+                    continue
+                add(line)
+                self._pending_bytes += length
+                if self._pending_bytes >= self._batch_bytes:
+                    self.flush()
 
     def flush(self):
         """Send what is queued, then pause to keep to ``send_rate``.
@@ -144,16 +144,13 @@ class Emitter(object):
 class _PrintingClient(StatsClientBase):
     """A statsd client whose datagrams go to a stream, one line a metric."""
 
-    def __init__(self, stream, prefix, maxudpsize):
+    def __init__(self, stream, maxudpsize):
         self._stream = stream
-        self._prefix = prefix
+        self._prefix = None
         self._maxudpsize = maxudpsize
 
     def _send(self, data):
         self._stream.write(data + '\n')
-
-    def pipeline(self):
-        return Pipeline(self)
 
     def close(self):
         self._stream.flush()
@@ -164,5 +161,4 @@ class DryRunEmitter(Emitter):
 
     def _open_client(self):
         self._settings = self._settings._replace(send_rate=0)
-        return _PrintingClient(sys.stdout, self._settings.metric_prefix,
-                               self._settings.max_packet_size + 1)
+        return _PrintingClient(sys.stdout, self._settings.max_packet_size + 1)

@@ -1,10 +1,12 @@
-"""This host's API health as gauges: ``<prefix>.health.<host>.<subsystem>``.
+"""This host's API health as gauges: ``<prefix>.health.<host>.<subsystem>``
+(or ``<prefix>.health`` labeled ``host`` and ``subsystem``).
 
 MagnetoDB's ``/healthcheck?fullcheck=true`` answers HTTP 200 or 503 with
 ``{"API": "OK", "Storage": "ERROR", "Messaging": "Not Implemented"}``. Each
-subsystem becomes a gauge, 1 for OK and 0 otherwise ("Not Implemented"
-sends nothing); ``overall`` is 1 only for HTTP 200 without an ERROR, and 0
-when the check is unreachable, answers 503 or answers nonsense.
+subsystem, lower-cased, becomes a gauge, 1 for OK and 0 otherwise ("Not
+Implemented" sends nothing); ``overall`` is 1 only for HTTP 200 without an
+ERROR, and 0 when the check is unreachable, answers 503 or answers
+nonsense.
 """
 
 import json
@@ -14,6 +16,7 @@ from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
 
 NOT_IMPLEMENTED = 'not implemented'
+OVERALL = 'overall'
 
 
 class HealthError(Exception):
@@ -30,9 +33,9 @@ def _subsystems(text, shown):
     return body
 
 
-def health_gauges(settings):
-    """``(gauges, error)``: the gauges to send, and the failure, if any."""
-    base = 'health.%s.' % metrics.safe_name(settings.host_name)
+def health_measurements(settings):
+    """``(measurements, error)``: what to send, and the failure, if any."""
+    host = settings.host_name
     getter = httpget.HttpGetter(settings.healthcheck_url, settings)
     params = compat.parse_qsl(getter.query)
     try:
@@ -40,18 +43,18 @@ def health_gauges(settings):
                                          accept=(200, 503))
         body = _subsystems(text, shown)
     except (httpget.HttpError, HealthError) as exc:
-        return [(base + 'overall', 0)], compat.to_text(exc)
+        return [(metrics.HEALTH, (host, OVERALL), 0)], compat.to_text(exc)
     finally:
         getter.close()
-    gauges = []
+    measurements = []
     healthy = status == 200
     for subsystem, state in sorted(body.items()):
-        name = metrics.safe_name(compat.to_text(subsystem).lower())
+        subsystem = compat.to_text(subsystem).lower()
         state = compat.to_text(state).lower()
-        if state == NOT_IMPLEMENTED or name is None:
+        if state == NOT_IMPLEMENTED or not subsystem:
             continue
         ok = state == 'ok'
         healthy = healthy and (ok or state != 'error')
-        gauges.append((base + name, int(ok)))
-    gauges.append((base + 'overall', int(healthy)))
-    return gauges, ''
+        measurements.append((metrics.HEALTH, (host, subsystem), int(ok)))
+    measurements.append((metrics.HEALTH, (host, OVERALL), int(healthy)))
+    return measurements, ''

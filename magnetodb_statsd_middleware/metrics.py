@@ -1,22 +1,45 @@
-"""Where metric names and values come from, and what may reach the wire.
+"""What is measured: every quantity the collector sends, and its values.
 
-Every name part that comes from the monitoring API (project id, table name)
-or from the operator (host name) goes through :func:`safe_name`; every value
-through :func:`valid_value`. :class:`MetricSet` turns complete projects into
-gauges and keeps the running totals, so this file alone answers "what does
-StatsD receive for this listing". Gauges are ``(name, value)`` pairs whose
-name lacks ``metric_prefix``: the StatsD client adds it.
+A measurement is a plain tuple ``(quantity, labels, value)``: a
+:class:`Quantity` says what is measured (its labeled name, its label keys,
+its StatsD type, its dotted name), ``labels`` gives the raw label values in
+the quantity's key order (a project id, a table name, a host...), and
+``value`` is a checked number. This module alone decides what StatsD
+receives; :mod:`.dialects` only spells each measurement, as a dotted name
+or in a label dialect, making every label value safe on the way
+(:func:`safe_name`, :func:`safe_label`).
+
+:class:`MetricSet` turns complete projects into measurements and keeps the
+running totals; which tables get measurements of their own is asked of a
+:class:`~.selection.TableSelector` (filters, top N).
 """
 
 import collections
 import hashlib
 import re
+import time
 
 from magnetodb_statsd_middleware import compat
 
 MAX_VALUE = 2 ** 63 - 1
 
+# Longest label value sent; a longer one, or one that had to change, is cut
+# to make room for "_" and 8 hex digits.
+MAX_LABEL = 200
+_DIGEST_LENGTH = 8
+
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
+_UNSAFE_LABEL = re.compile(r'[^A-Za-z0-9_.-]')
+_UNSAFE_LOWER_LABEL = re.compile(r'[^a-z0-9_.-]')
+
+
+def _digest(raw):
+    return hashlib.sha1(compat.utf8(raw)).hexdigest()[:_DIGEST_LENGTH]
+
+
+def nameable(raw):
+    """Whether a raw id or name can be named at all (a non-empty string)."""
+    return isinstance(raw, compat.string_types) and bool(raw)
 
 
 def safe_name(raw):
@@ -28,13 +51,31 @@ def safe_name(raw):
     name is the same at every cycle. Returns None for a non-string or
     empty name: such a row cannot be named.
     """
-    if not isinstance(raw, compat.string_types) or not raw:
+    if not nameable(raw):
         return None
     if _UNSAFE.search(raw) is None:
         return raw
-    safe = _UNSAFE.sub('_', raw)
-    digest = hashlib.sha1(compat.utf8(raw)).hexdigest()
-    return '%s_%s' % (safe, digest[:8])
+    return '%s_%s' % (_UNSAFE.sub('_', raw), _digest(raw))
+
+
+def safe_label(raw, lower=False):
+    """Make a label value safe for every dialect, injectively.
+
+    As :func:`safe_name`, except that ``.`` is kept (``A-Z a-z 0-9 _ - .``
+    stay as they are), and that a value is at most :data:`MAX_LABEL`
+    characters: a value that changed, or was longer, is cut to 191
+    characters before its ``_`` and 8 hex digits. With ``lower``
+    (DogStatsD: Datadog lower-cases tags) the value is lower-cased and an
+    upper-case letter counts as a change, so ``Orders`` and ``orders``
+    stay two series. ``raw`` is a non-empty string (see :func:`nameable`).
+    """
+    unsafe = _UNSAFE_LOWER_LABEL if lower else _UNSAFE_LABEL
+    if len(raw) <= MAX_LABEL and unsafe.search(raw) is None:
+        return raw
+    safe = _UNSAFE_LABEL.sub('_', raw)
+    if lower:
+        safe = safe.lower()  # ASCII only by now
+    return '%s_%s' % (safe[:MAX_LABEL - _DIGEST_LENGTH - 1], _digest(raw))
 
 
 def valid_value(value):
@@ -57,12 +98,69 @@ def valid_value(value):
     return None
 
 
+# Quantities ------------------------------------------------------------------
+
+GAUGE = 'g'
+COUNTER = 'c'
+TIMER = 'ms'
+
+
+class Quantity(object):
+    """One thing measured, whatever the spelling.
+
+    ``name`` follows ``<prefix>.`` in labeled modes; ``labels`` are the
+    label keys, sorted, and a measurement gives their values in that order;
+    ``kind`` is the StatsD type; ``dotted`` is the dotted name (after the
+    prefix) with ``%s`` where each label value goes, in the same order.
+    Quantities are module constants, hashed by identity.
+    """
+
+    __slots__ = ('name', 'labels', 'kind', 'dotted')
+
+    def __init__(self, name, labels, kind, dotted):
+        assert list(labels) == sorted(labels), labels
+        assert dotted.count('%s') == len(labels), dotted
+        self.name = name
+        self.labels = labels
+        self.kind = kind
+        self.dotted = dotted
+
+    def __repr__(self):
+        return 'Quantity(%r)' % self.name
+
+
+TABLE_METRICS = ('size', 'item_count')
+
+TABLE = dict((metric, Quantity('table.' + metric, ('project', 'table'), GAUGE,
+                               'tables.%s.%s.' + metric))
+             for metric in TABLE_METRICS)
+PROJECT = dict((name, Quantity('project.' + name, ('project',), GAUGE,
+                               'projects.%s.' + name))
+               for name in TABLE_METRICS + ('tables',))
+TOTAL = dict((name, Quantity('total.' + name, (), GAUGE, 'totals.' + name))
+             for name in TABLE_METRICS + ('tables', 'projects'))
+HEALTH = Quantity('health', ('host', 'subsystem'), GAUGE, 'health.%s.%s')
+COLLECTOR = dict((name, Quantity('collector.' + name, (), kind,
+                                 'collector.' + name))
+                 for name, kind in (('cycle_duration', TIMER),
+                                    ('cycles_completed', COUNTER),
+                                    ('cycles_failed', COUNTER),
+                                    ('values_rejected', COUNTER),
+                                    ('tables', GAUGE),
+                                    ('pages', GAUGE),
+                                    ('tables_sent', GAUGE),
+                                    ('tables_omitted', GAUGE),
+                                    ('last_success', GAUGE)))
+
+NO_LABELS = ()
+
+
 class TableStats(collections.namedtuple(
         'TableStats', 'project name active usage')):
     """One row of a listing: a table's status and raw usage figures.
 
-    ``name`` is as the API sent it (safe_name() decides). A namedtuple: a
-    100,000-table cycle builds 100,000 of them.
+    ``name`` is as the API sent it (the spelling makes it safe). A
+    namedtuple: a 100,000-table cycle builds 100,000 of them.
     """
 
     __slots__ = ()
@@ -76,82 +174,143 @@ class CycleCounts(object):
         self.projects = 0
         self.pages = 0
         self.rejected = 0
+        self.tables_sent = 0
+        self.tables_omitted = 0
 
 
 class MetricSet(object):
-    """Gauges of one cycle, built project by project.
+    """Measurements of one cycle, built project by project.
 
     A project's sum of a metric is sent only when every ACTIVE table of it
     had a valid value for that metric: a sum with a missing part would be a
     wrong number. Totals follow the same rule, and are produced only by
-    :meth:`totals` after the caller knows the listing was complete.
+    :meth:`totals` after the caller knows the listing was complete. Sums
+    and totals cover every table listed; the selector only decides which
+    projects and tables get measurements of their own.
     """
 
-    def __init__(self, metrics):
+    def __init__(self, metrics, selector):
         self._metrics = tuple(metrics)
         self._totals = collections.OrderedDict.fromkeys(self._metrics, 0)
+        self._selector = selector
+        self._ranking = selector.ranking()
         self.counts = CycleCounts()
 
-    def project_gauges(self, project, tables):
-        """Gauges of one complete project and its tables."""
-        self.counts.tables += len(tables)
-        self.counts.projects += 1
-        safe_project = safe_name(project)
-        if safe_project is None:
-            self.counts.rejected += 1
+    def project_measurements(self, project, tables):
+        """Measurements of one complete project and, unless they must wait
+        for the ranking of the whole listing, of its tables."""
+        counts = self.counts
+        counts.tables += len(tables)
+        counts.projects += 1
+        if not nameable(project):
+            counts.rejected += 1
             self._mark_incomplete(self._totals, self._metrics)
             return []
-        gauges = []
+        measurements = []
         sums = collections.OrderedDict.fromkeys(self._metrics, 0)
-        table_base = 'tables.%s.' % safe_project
+        own = self._selector.project_wanted(project)
+        table_wanted = self._selector.table_wanted
+        ranking = self._ranking
+        metrics = self._metrics
         for table in tables:
             if not table.active:
                 continue
-            safe_table = safe_name(table.name)
-            if safe_table is None:
-                self.counts.rejected += 1
-                self._mark_incomplete(sums, self._metrics)
+            if not nameable(table.name):
+                counts.rejected += 1
+                self._mark_incomplete(sums, metrics)
                 continue
-            for metric in self._metrics:
+            values = []
+            for metric in metrics:
                 value = table.usage.get(metric)
                 # Fast path for the usual JSON integer; the rest is checked.
                 if type(value) is not int or not 0 <= value <= MAX_VALUE:
                     value = valid_value(value)
                 if value is None:
-                    self.counts.rejected += 1
+                    counts.rejected += 1
                     self._mark_incomplete(sums, (metric,))
                     continue
-                gauges.append(('%s%s.%s' % (table_base, safe_table, metric),
-                               value))
+                values.append((metric, value))
                 if sums[metric] is not None:
                     sums[metric] += value
-        project_base = 'projects.%s.' % safe_project
+            if not values:
+                continue
+            if not (own and table_wanted(table.name)):
+                counts.tables_omitted += 1
+            elif ranking is not None:
+                ranking.offer(project, table.name, values)
+            else:
+                counts.tables_sent += 1
+                measurements.extend(_table_measurements(project, table.name,
+                                                        values))
         for metric, total in sums.items():
-            gauges.extend(self._sum_gauge(project_base + metric, total))
+            if own:
+                measurements.extend(self._sum(PROJECT[metric], (project,),
+                                              total))
             if self._totals[metric] is not None:
                 self._totals[metric] = (None if total is None
                                         else self._totals[metric] + total)
-        gauges.append((project_base + 'tables', len(tables)))
-        return gauges
+        if own:
+            measurements.append((PROJECT['tables'], (project,), len(tables)))
+        return measurements
+
+    def ranked_tables(self, complete):
+        """Measurements of the tables chosen by the top-N ranking, once the
+        listing is over (``complete``: it listed everything); nothing when
+        every selected table was already sent project by project."""
+        if self._ranking is None:
+            return []
+        chosen, omitted = self._ranking.choose(complete)
+        self.counts.tables_sent += len(chosen)
+        self.counts.tables_omitted += omitted
+        measurements = []
+        for project, name, values in chosen:
+            measurements.extend(_table_measurements(project, name, values))
+        return measurements
 
     def totals(self):
-        """Global gauges; call only after a complete listing."""
-        gauges = []
+        """Global measurements; call only after a complete listing."""
+        measurements = []
         for metric, total in self._totals.items():
-            gauges.extend(self._sum_gauge('totals.' + metric, total))
-        gauges.append(('totals.tables', self.counts.tables))
-        gauges.append(('totals.projects', self.counts.projects))
-        return gauges
+            measurements.extend(self._sum(TOTAL[metric], NO_LABELS, total))
+        measurements.append((TOTAL['tables'], NO_LABELS, self.counts.tables))
+        measurements.append((TOTAL['projects'], NO_LABELS,
+                             self.counts.projects))
+        return measurements
 
-    def _sum_gauge(self, name, total):
+    def _sum(self, quantity, labels, total):
         if total is None:
             return []
         if valid_value(total) is None:
             self.counts.rejected += 1
             return []
-        return [(name, total)]
+        return [(quantity, labels, total)]
 
     @staticmethod
     def _mark_incomplete(sums, metrics):
         for metric in metrics:
             sums[metric] = None
+
+
+def _table_measurements(project, name, values):
+    """One table's measurements; they share one labels tuple, so that a
+    spelling makes its label values safe once."""
+    labels = (project, name)
+    return [(TABLE[metric], labels, value) for metric, value in values]
+
+
+def collector_measurements(counts, completed, duration_ms):
+    """The collector's own figures about one cycle."""
+    measurements = [
+        (COLLECTOR['cycle_duration'], NO_LABELS, duration_ms),
+        (COLLECTOR['cycles_completed' if completed else 'cycles_failed'],
+         NO_LABELS, 1)]
+    if counts.rejected:
+        measurements.append((COLLECTOR['values_rejected'], NO_LABELS,
+                             counts.rejected))
+    for name in ('tables', 'pages', 'tables_sent', 'tables_omitted'):
+        measurements.append((COLLECTOR[name], NO_LABELS,
+                             getattr(counts, name)))
+    if completed:
+        measurements.append((COLLECTOR['last_success'], NO_LABELS,
+                             int(time.time())))
+    return measurements

@@ -19,6 +19,7 @@ from oslo_config import cfg
 from oslo_config import types
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import dialects
 
 GROUP = 'statsd'
 
@@ -26,7 +27,12 @@ KNOWN_METRICS = ('size', 'item_count')
 
 DEFAULT_MONITORING_URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 
-METRIC_PREFIX_PATTERN = r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$'
+METRIC_PREFIX_PATTERN = r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z'
+
+LABEL_KEY_PATTERN = r'^[a-z][a-z0-9_]*\Z'
+# A user label value is sent as it is: it must already be what
+# metrics.safe_label() would leave unchanged.
+LABEL_VALUE_PATTERN = r'^[A-Za-z0-9_.-]{1,200}\Z'
 
 # RFC 1123 host names: dot-separated labels of letters, digits and '-'.
 _HOST_NAME = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}'
@@ -133,6 +139,55 @@ class MetricList(types.List):
         if not value:
             raise ValueError('name size, item_count or both')
         return value
+
+
+class UserLabels(types.Dict):
+    """``key:value,...`` static labels; keys and values checked here,
+    since oslo.config's Dict only splits them."""
+
+    def __init__(self):
+        super(UserLabels, self).__init__()
+        _labelled(self, 'dict value')
+
+    def __call__(self, value):
+        labels = super(UserLabels, self).__call__(value)
+        for key, label in sorted(labels.items()):
+            if not re.match(LABEL_KEY_PATTERN, key):
+                raise ValueError('label key %r is not [a-z][a-z0-9_]*'
+                                 % key)
+            if key in dialects.RESERVED_LABELS:
+                raise ValueError('label key %r is one of the collector\'s '
+                                 'own (%s)' % (key, ', '.join(
+                                     dialects.RESERVED_LABELS)))
+            if not re.match(LABEL_VALUE_PATTERN, label):
+                raise ValueError('label value %r is not 1 to 200 of A-Z, '
+                                 'a-z, 0-9, "_", "-" and "."' % label)
+        return labels
+
+
+class Regex(types.String):
+    """A regular expression; quote it ("...") if it holds a comma."""
+
+    def __init__(self):
+        super(Regex, self).__init__(quotes=True)
+        _labelled(self, 'string value')
+
+    def __call__(self, value):
+        value = super(Regex, self).__call__(value)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError('%r is not a regular expression: %s'
+                             % (value, exc))
+        return value
+
+
+class RegexList(types.List):
+    """A list of regular expressions."""
+
+    def __init__(self):
+        super(RegexList, self).__init__(item_type=Regex())
+        _labelled(self, 'list value')
 
 
 STATSD_OPTS = [
@@ -243,6 +298,65 @@ STATSD_OPTS = [
         help='Names this host in its health gauges; made safe like any '
              'metric name part. Default: the host name up to its first '
              'dot.'),
+    cfg.Opt(
+        'label_mode', default=dialects.DISABLED,
+        type=_labelled(types.String(choices=dialects.LABEL_MODES),
+                       'string value'),
+        help='disabled: dotted names with the project, table and host in '
+             'them (<prefix>.tables.<P>.<T>.size). Otherwise one name per '
+             'quantity (<prefix>.table.size) with the project, table, host '
+             'and subsystem as labels, in this StatsD dialect: dogstatsd '
+             '(Datadog agent, Telegraf, statsd_exporter, Etsy statsd 0.9 '
+             'to Graphite tags: name:n|g|#k:v), graphite (Graphite 1.1 '
+             'tags: name;k=v:n|g), influxdb (Telegraf: name,k=v:n|g), '
+             'librato (name#k=v:n|g) or signalfx (name[k=v]:n|g). Label '
+             'values keep "." and are made safe like names; dogstatsd '
+             'lower-cases them (with a hash suffix where that changed '
+             'one).'),
+    cfg.BoolOpt(
+        'emit_legacy', default=False,
+        help='With a label_mode, also send the dotted names, so that '
+             'dashboards can move from one to the other; twice the '
+             'lines.'),
+    cfg.Opt(
+        'user_labels', type=UserLabels(), default={},
+        help='Static labels added to every labeled metric, e.g. '
+             'region:r1,cloud:prod. Keys match [a-z][a-z0-9_]* and are '
+             'not project, table, host or subsystem; values are 1 to 200 '
+             'of A-Z, a-z, 0-9, "_", "-" and "." (lower case with '
+             'dogstatsd). Not sent with the dotted names.'),
+    cfg.Opt(
+        'include_projects', type=RegexList(), default=[],
+        help='Regular expressions; only projects whose raw id one of them '
+             'matches whole get project and table metrics of their own. '
+             'Empty: every project. Totals always count every project. '
+             'Quote an expression that contains a comma.'),
+    cfg.Opt(
+        'exclude_projects', type=RegexList(), default=[],
+        help='Regular expressions; projects whose raw id one of them '
+             'matches whole get no project or table metrics of their own '
+             '(they still count in the totals). Wins over '
+             'include_projects.'),
+    cfg.Opt(
+        'include_tables', type=RegexList(), default=[],
+        help='Regular expressions; only tables whose raw name one of them '
+             'matches whole get table metrics of their own. Empty: every '
+             'table. Project sums and totals always cover every table.'),
+    cfg.Opt(
+        'exclude_tables', type=RegexList(), default=[],
+        help='Regular expressions; tables whose raw name one of them '
+             'matches whole get no table metrics of their own (they still '
+             'count in the project sums and totals). Wins over '
+             'include_tables.'),
+    cfg.Opt(
+        'top_tables', type=Integer(min=0), default=0,
+        help='With N > 0, table metrics only for the N largest tables of '
+             'the cloud by size, among those the filters let through. '
+             'Membership is stable: a table enters when it ranks in the '
+             'top N and leaves when it falls below rank N + N/5 (or is '
+             'gone), so at most 1.2 N tables are sent and series do not '
+             'flap. Table metrics are then sent at the end of each '
+             'listing. Needs size in metrics. 0: every table.'),
 ]
 
 

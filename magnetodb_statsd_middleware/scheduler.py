@@ -22,6 +22,7 @@ from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import runtime
+from magnetodb_statsd_middleware import selection
 
 LOG = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Scheduler(object):
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
                                          grace_for=(cycle.MONITORING,))
         self.lock = election.HostLock(settings.lock_path)
+        # Top-N membership lives as long as the collector.
+        self.selector = selection.TableSelector(settings)
         self.cluster = None
         if settings.coordination_url:
             self.cluster = coordination.ClusterLock(
@@ -121,7 +124,8 @@ class Scheduler(object):
                 return True
             result = cycle.run_cycle(self.settings, self.outages,
                                      self._sink_factory,
-                                     tables=self._cluster_elected())
+                                     tables=self._cluster_elected(),
+                                     selector=self.selector)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

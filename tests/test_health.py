@@ -7,14 +7,19 @@ import pytest
 
 import peers
 from magnetodb_statsd_middleware import cycle
+from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import outages
 
 
 def _gauges(url, host_name='api-1'):
-    return health.health_gauges(peers.make_settings(
+    """``([(dotted name, value)], error)``."""
+    measurements, error = health.health_measurements(peers.make_settings(
         healthcheck_url=url, host_name=host_name, request_timeout=2))
+    lines = dialects.Dotted('x').lines(measurements)
+    return [(line[2:].split(':')[0], int(line.split(':')[1][:-2]))
+            for line in lines], error
 
 
 def _url(server):

@@ -42,6 +42,15 @@ def _literal(text):
     return text.replace('%', '%%')
 
 
+def _literal_except_slots(dotted):
+    """A dotted name pattern as template text, its ``%s`` kept."""
+    return '%s'.join(_literal(part) for part in dotted.split('%s'))
+
+
+def _safe_lower_label(raw):
+    return metrics.safe_label(raw, lower=True)
+
+
 def spellings(settings):
     """The spellings that ``settings`` asks for, labeled first."""
     found = []
@@ -87,7 +96,7 @@ class _Spelling(object):
                 template = templates[quantity] = self._template(quantity)
             if labels is not last_labels:
                 last_labels = labels
-                safe_labels = tuple([safe(raw) for raw in labels])
+                safe_labels = tuple(map(safe, labels))
             if value_first:
                 lines.append(template % ((value,) + safe_labels))
             else:
@@ -98,15 +107,11 @@ class _Spelling(object):
 class Dotted(_Spelling):
     """``<prefix>.tables.<P>.<T>.size:n|g``: the labels are name parts."""
 
-    _safe = staticmethod(metrics.safe_name)
+    _safe = staticmethod(metrics.safe_part)
 
     def _template(self, quantity):
         return '%s.%s:%s|%s' % (self._prefix, _literal_except_slots(
             quantity.dotted), _VALUE_FORMATS[quantity.kind], quantity.kind)
-
-
-def _literal_except_slots(dotted):
-    return '%s'.join(_literal(part) for part in dotted.split('%s'))
 
 
 class Labeled(_Spelling):
@@ -119,10 +124,10 @@ class Labeled(_Spelling):
         self.mode = mode
         self.value_first = mode == 'dogstatsd'
         self._user_labels = tuple(sorted(user_labels))
-        self._lower = mode == 'dogstatsd'
-
-    def _safe(self, raw):
-        return metrics.safe_label(raw, self._lower)
+        if mode == 'dogstatsd':
+            self._safe = _safe_lower_label
+        else:
+            self._safe = metrics.safe_label
 
     def _template(self, quantity):
         """The quantity's line, ``%s`` standing for each label value.

@@ -48,19 +48,6 @@ def resolve(host, port):
     return address[0], family == socket.AF_INET6
 
 
-class _LinePipeline(Pipeline):
-    """The ``statsd`` package's UDP pipeline, fed with finished lines.
-
-    Its own methods format ``name:value|type`` only; the pipeline still
-    packs whatever lines it holds into datagrams shorter than the client's
-    ``maxudpsize`` and sends them through the client, so a line spelled by
-    a dialect is added the way its own methods add theirs.
-    """
-
-    def add(self, line):
-        self._after(line)
-
-
 class Emitter(object):
     """One cycle's StatsD client; use as a context manager."""
 
@@ -76,7 +63,7 @@ class Emitter(object):
 
     def __enter__(self):
         self._client = self._open_client()
-        self._pipe = _LinePipeline(self._client)
+        self._pipe = self._client.pipeline()
         return self
 
     def _open_client(self):
@@ -106,7 +93,9 @@ class Emitter(object):
         checked values (:mod:`.dialects`); one that could never fit a
         datagram is dropped and counted in :attr:`oversize`.
         """
-        add = self._pipe.add
+        # The pipeline's own formatters queue a finished line this way; it
+        # packs whatever lines it holds into datagrams at send().
+        add = self._pipe._after
         limit = self._settings.max_packet_size
         for spelling in self._spellings:
             for line in spelling.lines(measurements):
@@ -151,6 +140,9 @@ class _PrintingClient(StatsClientBase):
 
     def _send(self, data):
         self._stream.write(data + '\n')
+
+    def pipeline(self):
+        return Pipeline(self)
 
     def close(self):
         self._stream.flush()

@@ -53,6 +53,11 @@ def safe_name(raw):
     """
     if not nameable(raw):
         return None
+    return safe_part(raw)
+
+
+def safe_part(raw):
+    """:func:`safe_name` of a name known to be nameable (the hot path)."""
     if _UNSAFE.search(raw) is None:
         return raw
     return '%s_%s' % (_UNSAFE.sub('_', raw), _digest(raw))
@@ -192,6 +197,8 @@ class MetricSet(object):
     def __init__(self, metrics, selector):
         self._metrics = tuple(metrics)
         self._totals = collections.OrderedDict.fromkeys(self._metrics, 0)
+        self._table_quantities = tuple((metric, TABLE[metric])
+                                       for metric in self._metrics)
         self._selector = selector
         self._ranking = selector.ranking()
         self.counts = CycleCounts()
@@ -209,19 +216,30 @@ class MetricSet(object):
         measurements = []
         sums = collections.OrderedDict.fromkeys(self._metrics, 0)
         own = self._selector.project_wanted(project)
-        table_wanted = self._selector.table_wanted
+        table_filter = self._selector.table_filter
         ranking = self._ranking
-        metrics = self._metrics
+        quantities = self._table_quantities
+        string_types = compat.string_types
         for table in tables:
             if not table.active:
                 continue
-            if not nameable(table.name):
+            name = table.name
+            if not (isinstance(name, string_types) and name):
                 counts.rejected += 1
-                self._mark_incomplete(sums, metrics)
+                self._mark_incomplete(sums, self._metrics)
                 continue
-            values = []
-            for metric in metrics:
-                value = table.usage.get(metric)
+            if not own or (table_filter is not None
+                           and not table_filter(name)):
+                own_measurements = None
+            elif ranking is None:
+                own_measurements = measurements
+            else:
+                own_measurements = []
+            labels = (project, name)  # shared: see dialects
+            usage = table.usage
+            valid = 0
+            for metric, quantity in quantities:
+                value = usage.get(metric)
                 # Fast path for the usual JSON integer; the rest is checked.
                 if type(value) is not int or not 0 <= value <= MAX_VALUE:
                     value = valid_value(value)
@@ -229,19 +247,19 @@ class MetricSet(object):
                     counts.rejected += 1
                     self._mark_incomplete(sums, (metric,))
                     continue
-                values.append((metric, value))
+                valid += 1
                 if sums[metric] is not None:
                     sums[metric] += value
-            if not values:
+                if own_measurements is not None:
+                    own_measurements.append((quantity, labels, value))
+            if not valid:
                 continue
-            if not (own and table_wanted(table.name)):
+            if own_measurements is None:
                 counts.tables_omitted += 1
             elif ranking is not None:
-                ranking.offer(project, table.name, values)
+                ranking.offer(project, name, own_measurements)
             else:
                 counts.tables_sent += 1
-                measurements.extend(_table_measurements(project, table.name,
-                                                        values))
         for metric, total in sums.items():
             if own:
                 measurements.extend(self._sum(PROJECT[metric], (project,),
@@ -263,8 +281,8 @@ class MetricSet(object):
         self.counts.tables_sent += len(chosen)
         self.counts.tables_omitted += omitted
         measurements = []
-        for project, name, values in chosen:
-            measurements.extend(_table_measurements(project, name, values))
+        for table_measurements in chosen:
+            measurements.extend(table_measurements)
         return measurements
 
     def totals(self):
@@ -289,13 +307,6 @@ class MetricSet(object):
     def _mark_incomplete(sums, metrics):
         for metric in metrics:
             sums[metric] = None
-
-
-def _table_measurements(project, name, values):
-    """One table's measurements; they share one labels tuple, so that a
-    spelling makes its label values safe once."""
-    labels = (project, name)
-    return [(TABLE[metric], labels, value) for metric, value in values]
 
 
 def collector_measurements(counts, completed, duration_ms):

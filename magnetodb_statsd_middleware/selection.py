@@ -32,6 +32,10 @@ stay members (their data is unknown, not gone) but are not sent.
 import heapq
 import re
 
+from magnetodb_statsd_middleware import metrics
+
+SIZE = metrics.TABLE['size']
+
 
 def _full_matchers(patterns):
     """Compiled expressions that must match a whole string (2.7's re has
@@ -63,8 +67,11 @@ class TableSelector(object):
         self.keep = keep_rank(self.top) if self.top else 0
         # {project: set of table names}: the tables in the top N now.
         self.members = {}
-        if not (self._include_tables or self._exclude_tables):
-            self.table_wanted = _always
+        # table_wanted, or None when no table filter is set (the hot path
+        # then skips the call).
+        self.table_filter = None
+        if self._include_tables or self._exclude_tables:
+            self.table_filter = self.table_wanted
 
     def project_wanted(self, project):
         """Whether a project gets project and table series of its own."""
@@ -88,40 +95,36 @@ class TableSelector(object):
         return sum(len(names) for names in self.members.values())
 
 
-def _always(name):
-    return True
-
-
 class Ranking(object):
     """One cycle's candidates for the top N, in O(keep) memory.
 
-    :meth:`offer` is called for every table that passed the filters;
-    :meth:`choose`, after the listing, updates the selector's members and
-    returns the tables to send.
+    :meth:`offer` is called for every table that passed the filters, with
+    its measurements; :meth:`choose`, after the listing, updates the
+    selector's members and returns the measurements to send.
     """
 
     def __init__(self, selector):
         self._selector = selector
-        self._heap = []  # (size, project, name, values): the keep largest
+        self._heap = []  # (size, project, name, measurements): the largest
         self._seen = set()  # (project, name) of the members offered
         self.offered = 0
 
-    def offer(self, project, name, values):
-        """A candidate table; ``values`` are its ``(metric, value)`` pairs.
+    def offer(self, project, name, measurements):
+        """A candidate table and its measurements.
 
         A table without a valid size cannot be ranked: it is omitted.
         """
         self.offered += 1
         size = None
-        for metric, value in values:
-            if metric == 'size':
+        for quantity, _, value in measurements:
+            if quantity is SIZE:
                 size = value
         if size is None:
             return
         names = self._selector.members.get(project)
         if names is not None and name in names:
             self._seen.add((project, name))
-        entry = (size, project, name, values)
+        entry = (size, project, name, measurements)
         heap = self._heap
         if len(heap) < self._selector.keep:
             heapq.heappush(heap, entry)
@@ -129,7 +132,7 @@ class Ranking(object):
             heapq.heapreplace(heap, entry)
 
     def choose(self, complete):
-        """``(chosen, omitted)``: the ``(project, name, values)`` to send,
+        """``(chosen, omitted)``: the measurements of each table to send,
         largest first, and how many offered tables are left out.
 
         Ties in size are broken by project id, then table name, so that the
@@ -140,10 +143,10 @@ class Ranking(object):
         members = {}
         chosen = []
         ranked = sorted(self._heap, reverse=True)
-        for rank, (_, project, name, values) in enumerate(ranked):
+        for rank, (_, project, name, measurements) in enumerate(ranked):
             if rank < selector.top or name in old.get(project, ()):
                 members.setdefault(project, set()).add(name)
-                chosen.append((project, name, values))
+                chosen.append(measurements)
         if not complete:
             for project, names in old.items():
                 for name in names:

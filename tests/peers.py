@@ -4,6 +4,7 @@ the expected gauges of a dataset, computed independently of the package."""
 
 import collections
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -256,6 +257,70 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
         gauges['%s.totals.%s' % (prefix, metric)] = totals[metric]
     gauges['%s.totals.tables' % prefix] = tables
     gauges['%s.totals.projects' % prefix] = len(dataset)
+    return gauges
+
+
+def expected_label(raw, lower):
+    """design.md "Labeled metrics": a label value made safe (written again
+    here, independently of the package)."""
+    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
+    if lower:
+        safe = safe.lower()
+    if safe == raw and len(raw) <= 200:
+        return raw
+    return safe[:191] + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+
+
+def expected_name_part(raw):
+    """design.md "Making a name safe", written again for the tests."""
+    safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
+    if safe == raw:
+        return raw
+    return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+
+
+def graphite_key(name, labels):
+    """``name;k1=v1;k2=v2`` with the labels sorted by key: a Graphite 1.1
+    tagged series, and the key Etsy statsd 0.9 makes of DogStatsD tags."""
+    return name + ''.join(';%s=%s' % item for item in sorted(labels.items()))
+
+
+def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
+                     metrics=('size', 'item_count')):
+    """``{graphite_key: value}`` that StatsD must hold for ``dataset`` with
+    labels; only the ``(project, table)`` in ``tables`` get table series
+    when it is given."""
+    user = dict(user_labels)
+
+    def key(name, **labels):
+        labels = dict((k, expected_label(v, lower))
+                      for k, v in labels.items())
+        labels.update(user)
+        return graphite_key('%s.%s' % (prefix, name), labels)
+
+    gauges = {}
+    totals = dict.fromkeys(metrics, 0)
+    count = 0
+    for project, rows in dataset.items():
+        sums = dict.fromkeys(metrics, 0)
+        for table in rows:
+            count += 1
+            if table.status != 'ACTIVE':
+                continue
+            for metric in metrics:
+                value = getattr(table, metric)
+                if tables is None or (project, table.name) in tables:
+                    gauges[key('table.' + metric, project=project,
+                               table=table.name)] = value
+                sums[metric] += value
+        for metric in metrics:
+            gauges[key('project.' + metric, project=project)] = sums[metric]
+            totals[metric] += sums[metric]
+        gauges[key('project.tables', project=project)] = len(rows)
+    for metric in metrics:
+        gauges[key('total.' + metric)] = totals[metric]
+    gauges[key('total.tables')] = count
+    gauges[key('total.projects')] = len(dataset)
     return gauges
 
 

@@ -10,13 +10,11 @@ names. Hostile names go in as label values; what must come out is one line
 per measurement, the same value, and one series per raw name.
 """
 
-import hashlib
 import re
 
 import pytest
 
 import peers
-from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import metrics
 
@@ -30,23 +28,8 @@ HOSTILE = [
 ]
 
 
-def expected_label(raw, lower):
-    """design.md "Labeled metrics", implemented again for the test."""
-    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
-    if lower:
-        safe = safe.lower()
-    if safe == raw and len(raw) <= 200:
-        return raw
-    digest = hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
-    return safe[:191] + '_' + digest
-
-
-def expected_name_part(raw):
-    """design.md "Making a name safe", implemented again for the test."""
-    safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
-    if safe == raw:
-        return raw
-    return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+expected_label = peers.expected_label
+expected_name_part = peers.expected_name_part
 
 
 # Parsers, one per dialect ---------------------------------------------------

@@ -102,11 +102,19 @@ class URI(types.String):
 
 
 class Integer(types.Integer):
-    """An integer within bounds (1.9.3 checks them too)."""
+    """An integer within bounds (1.9.3 checks them too, but skips a bound
+    of 0)."""
 
     def __init__(self, min=None, max=None, type_name='integer value'):
         super(Integer, self).__init__(min=min, max=max)
         _labelled(self, type_name)
+
+    def __call__(self, value):
+        value = super(Integer, self).__call__(value)
+        if self.min is not None and value < self.min:
+            raise ValueError('Should be greater than or equal to %d'
+                             % self.min)
+        return value
 
 
 class Float(types.Float):
@@ -138,6 +146,21 @@ class MetricList(types.List):
         value = super(MetricList, self).__call__(value)
         if not value:
             raise ValueError('name size, item_count or both')
+        return value
+
+
+class Choice(types.String):
+    """One of a few names, listed in the option's own help text."""
+
+    def __init__(self, names):
+        super(Choice, self).__init__()
+        _labelled(self, 'string value')
+        self._names = tuple(names)
+
+    def __call__(self, value):
+        value = super(Choice, self).__call__(value)
+        if value not in self._names:
+            raise ValueError('not one of %s' % ', '.join(self._names))
         return value
 
 
@@ -300,19 +323,19 @@ STATSD_OPTS = [
              'dot.'),
     cfg.Opt(
         'label_mode', default=dialects.DISABLED,
-        type=_labelled(types.String(choices=dialects.LABEL_MODES),
-                       'string value'),
-        help='disabled: dotted names with the project, table and host in '
-             'them (<prefix>.tables.<P>.<T>.size). Otherwise one name per '
+        type=Choice(dialects.LABEL_MODES),
+        help='How metrics are named. disabled: dotted names with the '
+             'project, table and host in them '
+             '(<prefix>.tables.<P>.<T>.size). Any other value: one name per '
              'quantity (<prefix>.table.size) with the project, table, host '
-             'and subsystem as labels, in this StatsD dialect: dogstatsd '
-             '(Datadog agent, Telegraf, statsd_exporter, Etsy statsd 0.9 '
-             'to Graphite tags: name:n|g|#k:v), graphite (Graphite 1.1 '
-             'tags: name;k=v:n|g), influxdb (Telegraf: name,k=v:n|g), '
-             'librato (name#k=v:n|g) or signalfx (name[k=v]:n|g). Label '
-             'values keep "." and are made safe like names; dogstatsd '
-             'lower-cases them (with a hash suffix where that changed '
-             'one).'),
+             'and subsystem as labels, in that StatsD dialect: dogstatsd '
+             '(name:n|g|#k:v; Datadog agent, Telegraf, statsd_exporter, '
+             'Etsy statsd 0.9 which turns the tags into Graphite tags), '
+             'graphite (name;k=v:n|g; Graphite 1.1 tags), influxdb '
+             '(name,k=v:n|g; Telegraf), librato (name#k=v:n|g) or signalfx '
+             '(name[k=v]:n|g). Label values keep "." and are otherwise made '
+             'safe like names; dogstatsd lower-cases them, with a hash '
+             'suffix where that changed one.'),
     cfg.BoolOpt(
         'emit_legacy', default=False,
         help='With a label_mode, also send the dotted names, so that '

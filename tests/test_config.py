@@ -91,7 +91,15 @@ def test_the_lock_path_follows_the_monitoring_url():
     ('metric_prefix', 'a..b'), ('metric_prefix', 'a b'),
     ('monitoring_url', 'ftp://x/y'), ('statsd_host', 'bad host!'),
     ('healthcheck_url', 'not a url'), ('max_packet_size', '10'),
-    ('initial_delay', '-1'),
+    ('initial_delay', '-1'), ('label_mode', 'prometheus'),
+    ('label_mode', 'DogStatsD'), ('emit_legacy', 'both'),
+    ('user_labels', 'region'), ('user_labels', 'Region:r1'),
+    ('user_labels', 'region:r 1'), ('user_labels', 'table:t'),
+    ('user_labels', 'region:a,region:b'), ('user_labels', 'region:'),
+    ('user_labels', '1x:y'), ('include_projects', 'a('),
+    ('exclude_projects', '*'), ('include_tables', 'ok,[z'),
+    ('exclude_tables', '(?P<'), ('top_tables', '-1'),
+    ('top_tables', 'ten'),
 ])
 def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     conf.config(group='statsd', enabled=True)
@@ -100,6 +108,47 @@ def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     message = str(error.value)
     assert key in message and repr(value) in message
     assert '\n' not in message
+
+
+def test_label_options(conf):
+    conf.config(group='statsd', enabled=True)
+    settings = config.load_settings({}, {
+        'label_mode': 'librato', 'emit_legacy': 'true',
+        'user_labels': 'region:RegionOne, cloud:prod',
+        'include_projects': 'prod-.*', 'exclude_projects': 'prod-test,x',
+        'include_tables': '"t{1,3}",orders', 'top_tables': '100'},
+        conf=conf.conf)
+    assert settings.label_mode == 'librato' and settings.emit_legacy
+    assert settings.user_labels == (('cloud', 'prod'),
+                                    ('region', 'RegionOne'))
+    assert settings.include_projects == ('prod-.*',)
+    assert settings.exclude_projects == ('prod-test', 'x')
+    assert settings.include_tables == ('t{1,3}', 'orders')
+    assert settings.top_tables == 100
+
+
+def test_label_options_from_an_oslo_config_file(conf, tmp_path):
+    path = _write(tmp_path, 'statsd.conf',
+                  '[statsd]\nenabled = true\nlabel_mode = dogstatsd\n'
+                  'user_labels = region:r1,az:a-1\n'
+                  'exclude_tables = tmp_.*, .*_bak\ntop_tables = 5\n')
+    settings = config.load_settings({}, {'oslo_config_file': path},
+                                    conf=conf.conf)
+    assert settings.user_labels == (('az', 'a-1'), ('region', 'r1'))
+    assert settings.exclude_tables == ('tmp_.*', '.*_bak')
+    assert settings.top_tables == 5
+
+
+@pytest.mark.parametrize('options, name', [
+    ({'label_mode': 'dogstatsd', 'user_labels': 'region:RegionOne'},
+     'user_labels'),
+    ({'top_tables': '10', 'metrics': 'item_count'}, 'top_tables'),
+])
+def test_options_that_contradict_each_other(conf, options, name):
+    conf.config(group='statsd', enabled=True)
+    with pytest.raises(config.ConfigError) as error:
+        config.load_settings({}, options, conf=conf.conf)
+    assert str(error.value).startswith('[statsd] %s = ' % name)
 
 
 def test_a_bad_value_in_a_config_file_names_the_option(conf, tmp_path):
@@ -135,7 +184,10 @@ def test_list_opts_names_every_option():
         'enabled', 'statsd_host', 'statsd_port', 'metric_prefix',
         'interval', 'initial_delay', 'monitoring_url', 'projects',
         'metrics', 'page_size', 'request_timeout', 'max_response_bytes',
-        'max_packet_size', 'lock_path', 'healthcheck_url', 'host_name'}
+        'max_packet_size', 'lock_path', 'healthcheck_url', 'host_name',
+        'label_mode', 'emit_legacy', 'user_labels', 'include_projects',
+        'exclude_projects', 'include_tables', 'exclude_tables',
+        'top_tables'}
     assert all(o.help for o in listed)
 
 

@@ -49,6 +49,7 @@ setuptools.setup(
             'fixtures>=3',
             'six>=1.9',
             'stevedore>=1.3',
+            'PyYAML>=3.10',
             'pytest>=4.6',
             'pytest-timeout>=1.3',
         ],

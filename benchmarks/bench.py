@@ -1,4 +1,5 @@
-"""Benchmarks of issue 4: each figure beside its target; exit 1 on a miss.
+"""Benchmarks of issues 4 and 11: each figure beside its target; exit 1 on
+a miss.
 
 ``tox -e bench`` (or ``python benchmarks/bench.py``). Every figure is a
 ratio or a distribution measured within this one run, because the machines
@@ -329,11 +330,91 @@ def bench_memory(big, small):
            '%.2f' % growth, '<= 1 MB', growth <= 1, ' MB')
 
 
+# 11. Labeled metrics and top_tables (issue 11) ------------------------------
+
+TOP_MEMORY_CHILD = r'''
+import gc, resource, sys
+sys.path.insert(0, sys.argv[1])
+import peers
+from magnetodb_statsd_middleware import cycle, outages, selection
+settings = peers.make_settings(
+    monitoring_url=sys.argv[2], lock_path='', statsd_port=int(sys.argv[3]),
+    send_rate=0, request_timeout=60, label_mode=sys.argv[4],
+    top_tables=int(sys.argv[5]))
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+selector = selection.TableSelector(settings)  # kept, as the scheduler does
+gc.collect()
+before = rss()
+between = []
+for _ in range(int(sys.argv[6])):
+    result = cycle.run_cycle(settings, outages.OutageLog(), selector=selector)
+    assert result.completed, result.error
+    gc.collect()
+    between.append(rss())
+print(before, max(between), result.counts.tables_sent,
+      selector.member_count())
+'''
+
+
+def _top_memory_child(fixture, label_mode, top, cycles=3):
+    out = subprocess.run(
+        [sys.executable, '-c', TOP_MEMORY_CHILD,
+         os.path.join(os.path.dirname(HERE), 'tests'), fixture.url,
+         str(peers.free_port(socket.SOCK_DGRAM)), label_mode, str(top),
+         str(cycles)], capture_output=True, text=True, check=True).stdout
+    return [int(n) for n in out.split()]
+
+
+def bench_top_tables_memory(big):
+    """Memory held between cycles by the top-N membership (issue 11)."""
+    held = {}
+    for top in (0, 1000):
+        before, between, sent, members = _top_memory_child(
+            big, 'dogstatsd', top)
+        held[top] = (between - before) / 2 ** 20
+        print('   top_tables = %d: %.1f MB held between cycles, %d tables '
+              'sent, %d members kept' % (top, held[top], sent, members))
+    extra = held[1000] - held[0]
+    report('11a. memory between cycles, top_tables=1000 - top_tables=0, '
+           '100k tables', '%.1f' % extra, '<= 20 MB', extra <= 20, ' MB')
+
+
+def bench_label_cpu(big):
+    """CPU per table of a labeled cycle beside the dotted names (issue 11)."""
+    port = peers.free_port(socket.SOCK_DGRAM)  # nobody listens
+    modes = (('disabled', 0), ('dogstatsd', 0), ('dogstatsd', 1000))
+    best = dict.fromkeys(modes, float('inf'))
+    tables = 0
+    for _ in range(5):  # interleaved; the best of each, on a noisy machine
+        for mode, top in modes:
+            settings = _settings(big, port, send_rate=0, label_mode=mode,
+                                 top_tables=top)
+            gc.collect()
+            started = time.process_time()
+            result = cycle.run_cycle(settings, outages.OutageLog())
+            best[mode, top] = min(best[mode, top],
+                                  time.process_time() - started)
+            assert result.completed, result.error
+            tables = result.counts.tables
+    per_table = dict((key, spent / tables * 1e6)
+                     for key, spent in best.items())
+    print('   CPU per table: dotted %.1f us, dogstatsd %.1f us, dogstatsd '
+          'with top_tables=1000 %.1f us'
+          % (per_table['disabled', 0], per_table['dogstatsd', 0],
+             per_table['dogstatsd', 1000]))
+    ratio = best['dogstatsd', 0] / best['disabled', 0]
+    report('11b. CPU per table, dogstatsd / dotted names, %d tables' % tables,
+           '%.2fx' % ratio, '<= 1.10x', ratio <= 1.10)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', help='comma-separated figure numbers')
     args = parser.parse_args()
-    only = set(args.only.split(',')) if args.only else set('123456')
+    figures = {'1', '2', '3', '4', '5', '6', '11a', '11b'}
+    only = set(args.only.split(',')) if args.only else figures
     print('python %s, %d cores; %s' % (sys.version.split()[0],
                                        os.cpu_count(), os.uname().release))
     workdir = tempfile.mkdtemp(prefix='magnetodb-statsd-bench-')
@@ -353,6 +434,10 @@ def main():
             bench_memory(big, small)
         if '6' in only:
             bench_fill(big)
+        if '11a' in only:
+            bench_top_tables_memory(big)
+        if '11b' in only:
+            bench_label_cpu(big)
     finally:
         daemon.stop()
         big.stop()

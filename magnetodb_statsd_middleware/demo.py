@@ -18,6 +18,7 @@ import tempfile
 import warnings
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import dialects
 
 PASTE_INI = """\
 [DEFAULT]
@@ -54,6 +55,7 @@ monitoring_url = http://127.0.0.1:{api_port}/v1/monitoring/projects
 healthcheck_url = http://127.0.0.1:{api_port}/healthcheck?fullcheck=true
 host_name = demo-host
 lock_path =
+label_mode = {label_mode}
 """
 
 
@@ -68,6 +70,10 @@ def _parse_args(argv):
                         help='send to this StatsD daemon instead of '
                              'printing the lines')
     parser.add_argument('--statsd-port', type=int, default=8125)
+    parser.add_argument('--label-mode', default='disabled',
+                        choices=dialects.LABEL_MODES,
+                        help='the label_mode option: dotted names or a '
+                             'label dialect')
     return parser.parse_args(argv)
 
 
@@ -103,7 +109,8 @@ def main(argv=None):
         f.write(PASTE_INI.format(projects=args.projects, tables=args.tables))
     with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
         f.write(CONF.format(statsd_host=statsd_host, statsd_port=statsd_port,
-                            interval=args.interval, api_port=api_port))
+                            interval=args.interval, api_port=api_port,
+                            label_mode=args.label_mode))
     compat.write_line(sys.stdout, 'Monitoring API: http://127.0.0.1:%d'
                       '/v1/monitoring/projects' % api_port)
     compat.write_line(sys.stdout, 'Config: %s; StatsD: %s:%d; Ctrl-C ends '

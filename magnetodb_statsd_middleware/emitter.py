@@ -4,12 +4,12 @@ Measurements are spelled into lines by :mod:`.dialects` (dotted names or a
 label dialect, whose tags may follow the type: ``|#k:v``), and the
 ``statsd`` package's pipeline packs those lines into datagrams of at most
 ``max_packet_size`` bytes and sends them. This module adds what a
-collector inside an API server needs around it: the host is resolved
-again at every cycle
-(a DNS change needs no restart, a DNS failure only fails that cycle), a
-line that could never fit a datagram is dropped and counted instead of
-being sent oversize, and datagrams are paced to ``send_rate`` so that a
-100,000-table cycle does not overflow the daemon's receive buffer.
+collector inside an API server needs around it: the host is resolved again
+at every cycle (a DNS change needs no restart, a DNS failure only fails
+that cycle), a line that could never fit a datagram is dropped and counted
+instead of being sent oversize, and datagrams are paced to ``send_rate``
+so that a 100,000-table cycle does not overflow the daemon's receive
+buffer.
 """
 
 from __future__ import division

@@ -112,17 +112,23 @@ def test_the_service_runs_until_sigterm_and_releases_the_lock(
          lock_path]).returncode == 0
 
 
-def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c():
+@pytest.mark.parametrize('label_mode, totals, table', [
+    ('disabled', 'magnetodb.totals.tables:', 'magnetodb.tables.'),
+    ('dogstatsd', 'magnetodb.total.tables:', 'magnetodb.table.size:'),
+])
+def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c(
+        label_mode, totals, table):
     process = subprocess.Popen(
         [sys.executable, '-m', 'magnetodb_statsd_middleware.demo',
-         '--interval', '1'], stdout=subprocess.PIPE,
+         '--interval', '1', '--label-mode', label_mode],
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, universal_newlines=True, close_fds=True)
     seen = []
     try:
         def totals_printed():
             line = process.stdout.readline()
             seen.append(line)
-            return 'statsd <- magnetodb.totals.tables:' in line
+            return 'statsd <- ' + totals in line
         peers.wait_for(totals_printed, timeout=30,
                        message='the demo to print totals')
         process.send_signal(signal.SIGINT)
@@ -131,5 +137,5 @@ def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c():
     finally:
         if process.poll() is None:
             process.kill()
-    assert any('.tables.' in line for line in seen)
+    assert any(table in line for line in seen)
     assert 'Demo stopped.' in rest and 'Traceback' not in rest

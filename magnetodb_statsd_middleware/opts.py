@@ -20,10 +20,11 @@ from oslo_config import types
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
+from magnetodb_statsd_middleware import metrics
 
 GROUP = 'statsd'
 
-KNOWN_METRICS = ('size', 'item_count')
+KNOWN_METRICS = metrics.TABLE_METRICS
 
 DEFAULT_MONITORING_URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 

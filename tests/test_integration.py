@@ -70,11 +70,17 @@ def test_self_metrics(api_server, statsd_daemon, prefix, tmp_path):
     assert statsd_daemon.counters(name)[name + 'cycles_completed'] >= 1
 
 
-def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path):
+@pytest.mark.parametrize('option, value', [
+    ('interval', 'often'), ('include_tables', 'orders(,tmp'),
+    ('user_labels', 'Region:r1'), ('label_mode', 'prometheus'),
+    ('top_tables', '-5'),
+])
+def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path, option,
+                                                     value):
     peers.write_file(tmp_path / 'magnetodb-api.conf', '[statsd]\n')
     ini = peers.write_file(tmp_path / 'api-paste.ini', peers.PASTE_INI.format(
-        filter_options='enabled = true\ninterval = often',
+        filter_options='enabled = true\n%s = %s' % (option, value),
         fixture_options='', data_options=''))
     with pytest.raises(config.ConfigError) as error:
         deploy.loadapp('config:%s' % ini)
-    assert str(error.value).startswith("[statsd] interval = 'often'")
+    assert str(error.value).startswith('[statsd] %s = %r' % (option, value))

@@ -38,6 +38,26 @@ def statsd_daemon(tmp_path_factory):
     daemon.stop()
 
 
+@pytest.fixture(scope='session')
+def graphite(tmp_path_factory):
+    """Debian's carbon-cache and graphite-web, shared by the session."""
+    import graphite_peer
+    server = graphite_peer.Graphite(str(tmp_path_factory.mktemp('graphite')))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
+def graphite_statsd(graphite, tmp_path_factory):
+    """An Etsy statsd daemon whose graphite backend flushes every second
+    to :func:`graphite`."""
+    daemon = peers.StatsdDaemon(str(tmp_path_factory.mktemp('statsd')),
+                                graphite_port=graphite.line_port,
+                                flush_interval=1000)
+    yield daemon
+    daemon.stop()
+
+
 _prefix_counter = iter(range(1, 10 ** 6))
 
 

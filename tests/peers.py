@@ -156,19 +156,29 @@ _VALUE = re.compile(r"(?:'((?:[^'\\]|\\.)*)'|([A-Za-z_$][\w$]*)): "
 
 
 class StatsdDaemon(object):
-    """The real Etsy statsd daemon, read back through its management port."""
+    """The real Etsy statsd daemon, read back through its management port.
 
-    def __init__(self, workdir, port=None):
+    With ``graphite_port`` its graphite backend, with the daemon's default
+    namespaces (``stats.gauges.`` and the like), sends every
+    ``flush_interval`` ms to a carbon line receiver on that port.
+    """
+
+    def __init__(self, workdir, port=None, graphite_port=None,
+                 flush_interval=60000):
         if not os.path.exists(STATSD_JS):
             raise RuntimeError('the statsd daemon is not installed at %s: '
                                'run tools/install-peers.sh' % STATSD_JS)
         self.port = port or free_port(socket.SOCK_DGRAM)
         self.mgmt_port = free_port()
+        backend = 'backends: []'
+        if graphite_port:
+            backend = ('backends: ["./backends/graphite"], graphiteHost: '
+                       '"127.0.0.1", graphitePort: %d' % graphite_port)
         conf = os.path.join(workdir, 'statsd.js')
         with open(conf, 'w') as f:
             f.write('{ port: %d, address: "127.0.0.1", mgmt_port: %d, '
-                    'mgmt_address: "127.0.0.1", flushInterval: 60000, '
-                    'backends: [] }' % (self.port, self.mgmt_port))
+                    'mgmt_address: "127.0.0.1", flushInterval: %d, %s }'
+                    % (self.port, self.mgmt_port, flush_interval, backend))
         self.log = open(os.path.join(workdir, 'statsd.log'), 'a')
         self.process = subprocess.Popen(['node', STATSD_JS, conf],
                                         stdout=self.log, stderr=self.log,
@@ -194,6 +204,13 @@ class StatsdDaemon(object):
                     break
                 data += chunk
             return data.decode()
+
+    def send(self, lines):
+        """Send metric lines to the daemon, one datagram each."""
+        with contextlib.closing(socket.socket(socket.AF_INET,
+                                              socket.SOCK_DGRAM)) as sock:
+            for line in lines:
+                sock.sendto(line.encode('utf-8'), ('127.0.0.1', self.port))
 
     def _values(self, command, prefix):
         found = _VALUE.findall(self.command(command))

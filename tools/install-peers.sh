@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the tests' and benchmarks' real peers unless they are there:
 # the reference StatsD daemon (npm statsd@0.9.0) into the machine's cache
-# (outside the clone, so that a fresh clone reuses it), and redis-server
-# (Debian's package) for the tooz coordination tests.
+# (outside the clone, so that a fresh clone reuses it), redis-server for
+# the tooz coordination tests, and Graphite (carbon-cache with whisper
+# storage, graphite-web) for the Graphite and Grafana tests, all from
+# Debian's packages. The tests start every peer themselves, on loopback,
+# with their own folders: no system service is started or configured.
 set -euo pipefail
 
 cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
@@ -11,17 +14,23 @@ mkdir -p "$cache"
 exec 9>"$cache/install-peers.lock"
 flock 9
 
-apt_install() {
+missing=()
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/carbon-cache ] || missing+=(graphite-carbon)
+[ -f /usr/lib/python3/dist-packages/graphite/settings.py ] \
+    || missing+=(graphite-web)
+
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
-        echo "install $* (Debian packages) first, or run this as root" >&2
+        echo "install ${missing[*]} (Debian packages) first, or run this" \
+             "as root" >&2
         exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
-command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        "${missing[@]}" >/dev/null
+fi
 
 dest="$cache/statsd"
 if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then

@@ -313,6 +313,8 @@ def test_every_panel_has_an_expectation():
     dashboard = grafana.load()
     titles = [panel['title'] for panel in grafana.panels(dashboard)]
     assert len(titles) == len(set(titles))
+    ids = [panel['id'] for panel in dashboard['panels']]
+    assert len(ids) == len(set(ids))
     assert sorted(titles) == sorted(EXPECTATIONS)
     for panel in grafana.panels(dashboard):
         assert panel['datasource'] == {'type': 'graphite',

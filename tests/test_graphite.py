@@ -12,7 +12,9 @@ import pytest
 
 import graphite_peer
 import peers
+from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware import outages
 
 FIXTURE = dict(projects=4, tables=6, big=(25,), seed=3)
 FIXTURE_OPTIONS = 'projects = 4\ntables = 6\nbig = 25\nseed = 3'
@@ -66,53 +68,33 @@ def test_the_filter_gauges_in_graphite_under_statsd_names(
     assert all(0 < ms < 60000 for ms in series[upper])
 
 
-# Tagged series. The lines are written here from the dialect table of
-# design.md ("Labeled metrics"), not by the package: label_mode (issue 11)
-# is not on main yet, so these tests prove Graphite's tag support with the
-# very names and dialects the collector will send.
+# Tagged series: the collector with label_mode = graphite or dogstatsd and
+# a user label, in-process cycles over loopback HTTP (a healthy host that
+# also reads the tables, and one whose storage fails).
 
 TAGGED = dict(projects=3, tables=5, big=(12,), seed=9)
 REGION = 'r1'
-HOSTS = {'h-1': 1, 'h-2': 0}
+HEALTH = {('h-1', 'api'): 1, ('h-1', 'identity'): 1, ('h-1', 'storage'): 1,
+          ('h-1', 'overall'): 1, ('h-2', 'api'): 1, ('h-2', 'identity'): 1,
+          ('h-2', 'storage'): 0, ('h-2', 'overall'): 0}
 
 
-def labeled_line(dialect, name, labels, value):
-    pairs = sorted(labels.items())
-    if dialect == 'graphite':
-        return '%s%s:%d|g' % (name, ''.join(';%s=%s' % p for p in pairs),
-                              value)
-    assert dialect == 'dogstatsd'
-    return '%s:%d|g|#%s' % (name, value,
-                            ','.join('%s:%s' % p for p in pairs))
-
-
-def labeled_lines(dialect, prefix, dataset):
-    """Tables, projects, totals and health of ``dataset``, labeled."""
-    lines = []
-    totals = dict(size=0, item_count=0, tables=0, projects=len(dataset))
-
-    def add(name, labels, value):
-        labels = dict(labels, region=REGION)
-        lines.append(labeled_line(dialect, prefix + '.' + name, labels,
-                                  value))
-    for project, rows in dataset.items():
-        active = [t for t in rows if t.status == 'ACTIVE']
-        for table in active:
-            for metric in ('size', 'item_count'):
-                add('table.' + metric, {'project': project,
-                                        'table': table.name},
-                    getattr(table, metric))
-        for metric in ('size', 'item_count'):
-            total = sum(getattr(t, metric) for t in active)
-            add('project.' + metric, {'project': project}, total)
-            totals[metric] += total
-        add('project.tables', {'project': project}, len(rows))
-        totals['tables'] += len(rows)
-    for metric, value in totals.items():
-        add('total.' + metric, {}, value)
-    for host, ok in HOSTS.items():
-        add('health', {'host': host, 'subsystem': 'overall'}, ok)
-    return lines
+def run_labeled_cycles(serve, daemon, prefix, dataset, dialect,
+                       user_labels=(('region', REGION),)):
+    """h-1 sends the tables and its health, h-2 its health only."""
+    api_url = serve(fakeapi.FakeMonitoringAPI(dataset)).url
+    for host, storage in (('h-1', 'OK'), ('h-2', 'ERROR')):
+        check = serve(fakeapi.FakeHealthCheck(
+            {'API': 'OK', 'Identity': 'OK', 'Storage': storage}))
+        settings = peers.make_settings(
+            statsd_port=daemon.port, metric_prefix=prefix,
+            monitoring_url=api_url, host_name=host,
+            healthcheck_url='http://127.0.0.1:%d/healthcheck?fullcheck=true'
+                            % check.port,
+            label_mode=dialect, user_labels=user_labels)
+        result = cycle.run_cycle(settings, outages.OutageLog(),
+                                 tables=host == 'h-1')
+        assert result.completed
 
 
 def _series(prefix, name, **labels):
@@ -123,8 +105,9 @@ def _series(prefix, name, **labels):
 
 
 def labeled_series(prefix, dataset):
-    """``{tagged series name: value}`` that the lines of ``dataset`` must
-    become, computed from the dataset."""
+    """``{tagged series name: value}`` of the tables, projects, totals and
+    health of ``dataset``, computed from the dataset and design.md's
+    "Labeled metrics"."""
     expected = {}
     totals = dict(size=0, item_count=0, tables=0, projects=len(dataset))
     for project, rows in dataset.items():
@@ -142,9 +125,9 @@ def labeled_series(prefix, dataset):
         totals['tables'] += len(rows)
     for metric, value in totals.items():
         expected[_series(prefix, 'total.' + metric)] = value
-    for host, ok in HOSTS.items():
+    for (host, subsystem), ok in HEALTH.items():
         expected[_series(prefix, 'health', host=host,
-                         subsystem='overall')] = ok
+                         subsystem=subsystem)] = ok
     return expected
 
 
@@ -166,38 +149,42 @@ TAGGED_QUERIES = {
     lambda data: sorted((('%s.%s' % (p, t.name), t.size)
                          for p, t in _active_tables(data)),
                         key=lambda item: -item[1])[:10],
-    "aliasByTags(groupByTags(seriesByTag("
-    "'name=stats.gauges.magnetodb.table.size'), 'sum', 'project'), "
-    "'project')":
-    lambda data: _project_sizes(data),
-    "alias(sumSeries(seriesByTag('name=stats.gauges.magnetodb.project.size',"
-    " 'region=r1')), 'r1')":
+    "aliasByTags(highestCurrent(seriesByTag("
+    "'name=stats.gauges.magnetodb.project.size'), 10), 'project')":
+    lambda data: sorted(_project_sizes(data).items(),
+                        key=lambda item: -item[1])[:10],
+    "aliasByTags(seriesByTag('name=stats.gauges.magnetodb.total.size', "
+    "'region=r1'), 'region')":
     lambda data: {REGION: sum(_project_sizes(data).values())},
     "aliasByTags(seriesByTag('name=stats.gauges.magnetodb.health', "
     "'subsystem=overall'), 'host')":
-    lambda data: HOSTS,
+    lambda data: dict((host, ok) for (host, subsystem), ok in HEALTH.items()
+                      if subsystem == 'overall'),
 }
 
 
 @pytest.mark.parametrize('dialect', ['graphite', 'dogstatsd'])
-def test_tagged_series_through_graphite_tag_queries(
-        dialect, graphite, graphite_statsd, prefix):
+def test_the_collector_labeled_series_through_graphite_tag_queries(
+        dialect, graphite, graphite_statsd, serve, prefix):
     """statsd 0.9.0 keeps graphite tags after its namespace, and turns
     dogstatsd tags into them; carbon indexes them in graphite-web."""
     dataset = fakeapi.build_dataset(**TAGGED)
     assert [t for _, t in _active_tables(dataset) if '.' in t.name]
-    lines = labeled_lines(dialect, prefix, dataset)
-    graphite_statsd.send(lines)
-    # Each line became one tagged series, with its value; nothing else
-    # under this prefix.
-    expected = labeled_series(prefix, dataset)
-    assert len(expected) == len(lines)
+    run_labeled_cycles(serve, graphite_statsd, prefix, dataset, dialect)
+    # Each quantity, one tagged series per label set, with its value, and
+    # nothing else under these names.
     graphite.wait_for_values(
-        ["seriesByTag('name=~^stats.gauges.%s.')" % prefix], expected)
-    tables = dict((_series(prefix, 'table.size', project=p, table=t.name),
-                   t.size) for p, t in _active_tables(dataset))
-    assert graphite_peer.last_values(graphite.render(
-        "seriesByTag('name=stats.gauges.%s.table.size')" % prefix)) == tables
+        ["seriesByTag('name=~^stats.gauges.%s.(table|project|total|health)"
+         "')" % prefix], labeled_series(prefix, dataset))
+    collector = graphite.wait_for_names(
+        ["seriesByTag('name=~^stats.gauges.%s.collector.')" % prefix],
+        [_series(prefix, 'collector.' + name) for name in
+         ('tables', 'pages', 'last_success')])
+    assert collector[_series(prefix, 'collector.tables')] == sum(
+        len(rows) for rows in dataset.values())
+    timer = ('stats.timers.%s.collector.cycle_duration.upper;region=%s'
+             % (prefix, REGION))
+    assert graphite.wait_for_names([timer], [timer])[timer] > 0
     total = _series(prefix, 'total.size')
     (series,) = graphite.render(total)  # a tagged name is a target too
     assert series['tags'] == {'name': 'stats.gauges.%s.total.size' % prefix,
@@ -208,6 +195,12 @@ def test_tagged_series_through_graphite_tag_queries(
         "seriesByTag('name=stats.gauges.%s.project.size', 'project=~%s.*', "
         "'project!=none')" % (prefix, first[:6])))) == [
         _series(prefix, 'project.size', project=first)]
+    # Series grouped by a tag. A sum over series reads the newest point
+    # while carbon may still be receiving the flush: wait for the whole.
+    graphite.wait_for_values(
+        ["aliasByTags(groupByTags(seriesByTag('name=stats.gauges.%s.table."
+         "size'), 'sum', 'project'), 'project')" % prefix],
+        _project_sizes(dataset))
     # What Grafana's tag editor and tag_values() variables ask for.
     expr = ('expr', 'name=stats.gauges.%s.table.size' % prefix)
     assert graphite.get_json('/tags/autoComplete/tags', [expr]) == [
@@ -299,14 +292,16 @@ def test_queries_fail_while_the_sqlite_tag_index_is_written(graphite):
         assert query_while_locked()[0] == 200
 
 
-def test_a_label_called_name_is_lost(graphite, graphite_statsd, prefix):
+def test_a_label_called_name_is_lost(graphite, graphite_statsd, serve,
+                                     prefix):
     """Graphite keeps the tag ``name`` for the metric name: carbon drops a
-    label called ``name`` without a word."""
-    graphite_statsd.send(['%s.total.size;name=cloud-1;region=%s:5|g'
-                          % (prefix, REGION)])
-    total = _series(prefix, 'total.size')
+    user label called ``name`` without a word (label_mode accepts it)."""
+    dataset = fakeapi.build_dataset(projects=1, tables=2)
+    run_labeled_cycles(serve, graphite_statsd, prefix, dataset, 'graphite',
+                       user_labels=(('name', 'cloud-1'), ('region', REGION)))
+    total = _series(prefix, 'total.projects')
     graphite.wait_for_values(
-        ["seriesByTag('name=stats.gauges.%s.total.size')" % prefix],
-        {total: 5})
+        ["seriesByTag('name=stats.gauges.%s.total.projects')" % prefix],
+        {total: 1})
     assert graphite.get_json('/tags/findSeries', [
         ('expr', 'name=cloud-1')]) == []

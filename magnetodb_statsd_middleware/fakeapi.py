@@ -7,8 +7,14 @@ by the token of the project id (not alphabetically), the ``usage_detailes``
 spelling, overlapping pages, ``last_evaluated_table`` dropping the rest of a
 project, HTTP 500 for ``limit`` sent with ``last_evaluated_project``.
 
-Tests inject faults and read request counts through ``<base>/_fixture``
-when the app is built with ``control = true``.
+And it fails where real data makes MagnetoDB 2015.1 fail (the table at the
+end of ``shared/reference/real-magnetodb.md``): ``last_evaluated_project=P``
+alone for a project of more than ``paged_rows`` (5,000) tables, and every
+page, project resource or table resource that holds an ACTIVE table marked
+``unreadable`` (a JMX bean missing on a node, a non-numeric statistic).
+
+Tests inject faults, mark tables unreadable and read request counts
+through ``<base>/_fixture`` when the app is built with ``control = true``.
 """
 
 import bisect
@@ -31,15 +37,23 @@ _PREFIX = '/v1/monitoring/projects'
 
 
 class Table(object):
-    """One table of the dataset."""
+    """One table of the dataset; ``unreadable``: its statistics fail."""
 
-    __slots__ = ('name', 'status', 'size', 'item_count')
+    __slots__ = ('name', 'status', 'size', 'item_count', 'unreadable')
 
-    def __init__(self, name, status='ACTIVE', size=0, item_count=0):
+    def __init__(self, name, status='ACTIVE', size=0, item_count=0,
+                 unreadable=False):
         self.name = name
         self.status = status
         self.size = size
         self.item_count = item_count
+        self.unreadable = unreadable
+
+    @property
+    def fails(self):
+        """Reading its statistics fails: MagnetoDB reads them for ACTIVE
+        tables only."""
+        return self.unreadable and self.status == 'ACTIVE'
 
 
 def token(project):
@@ -85,8 +99,11 @@ class FakeMonitoringAPI(object):
     """The monitoring API over an in-memory dataset (see module doc)."""
 
     def __init__(self, dataset, default_limit=1000, control=False,
-                 growth=0.0, request_log=None):
+                 growth=0.0, request_log=None, paged_rows=5000):
         self.default_limit = default_limit
+        # MagnetoDB's Cassandra driver pages a result of more rows than
+        # this, and its listing then fails on len() of it.
+        self.paged_rows = paged_rows
         self.request_log = request_log
         self.control = control
         self.growth = growth
@@ -128,6 +145,8 @@ class FakeMonitoringAPI(object):
             return rows
         own = self._tables.get(last_project, [])
         if last_table is None:
+            if len(own) > self.paged_rows:
+                raise webob.exc.HTTPInternalServerError()
             rows = [(last_project, t) for t in own]
         else:
             rows = [(last_project, t) for t in own if t.name == last_table]
@@ -161,15 +180,17 @@ class FakeMonitoringAPI(object):
             self.listing_requests += 1
             body = self._listing_body(request, metrics)
         elif len(parts) == 1:
+            tables = self._tables.get(parts[0], [])
+            _read_statistics(tables)
             body = [{'table_name': t.name,
                      'usage_detailes': self._grown(_usage(t, metrics))}
-                    for t in self._tables.get(parts[0], [])
-                    if t.status == 'ACTIVE']
+                    for t in tables if t.status == 'ACTIVE']
         elif len(parts) == 3 and parts[1] == 'tables':
             found = [t for t in self._tables.get(parts[0], [])
                      if t.name == parts[2]]
             if not found:
                 raise webob.exc.HTTPNotFound()
+            _read_statistics(found)
             body = self._grown(_usage(found[0], metrics))
         else:
             raise webob.exc.HTTPNotFound()
@@ -193,8 +214,10 @@ class FakeMonitoringAPI(object):
             # The Python 2 server compares a str limit with an int.
             raise webob.exc.HTTPInternalServerError()
         limit = int(params.get('limit', self.default_limit))
+        # MagnetoDB ignores an empty last_evaluated_table.
         rows = self.listing(limit, last_project,
-                            params.get('last_evaluated_table'))
+                            params.get('last_evaluated_table') or None)
+        _read_statistics(table for _, table in rows)
         return [{'tenant': project, 'name': table.name,
                  'status': table.status,
                  'usage_detailes': self._grown(_usage(table, metrics))}
@@ -243,12 +266,31 @@ class FakeMonitoringAPI(object):
              'status': 'ACTIVE', 'usage_detailes': {'size': 1}}
             for i in range(limit)])
 
+    def mark_unreadable(self, project, name, unreadable=True):
+        """Make one table's statistics fail (or read again)."""
+        found = [t for t in self._tables.get(project, []) if t.name == name]
+        if not found:
+            raise KeyError((project, name))
+        found[0].unreadable = unreadable
+
     def _control(self, request, parts):
         if request.method == 'POST' and parts == ['fault']:
             fault = request.GET.get('name', 'none')
             if fault not in FAULTS:
                 raise webob.exc.HTTPBadRequest()
             self.fault = fault
+        elif request.method == 'POST' and parts == ['unreadable']:
+            # ?project=P&table=T marks one table, ?readable=1 clears all.
+            if request.GET.get('readable'):
+                for tables in self._tables.values():
+                    for table in tables:
+                        table.unreadable = False
+            else:
+                try:
+                    self.mark_unreadable(request.GET.get('project'),
+                                         request.GET.get('table'))
+                except KeyError:
+                    raise webob.exc.HTTPNotFound()
         return webob.Response(json={'requests': self.requests,
                                     'listing_requests': self.listing_requests,
                                     'fault': self.fault})
@@ -277,6 +319,12 @@ def health_app_factory(global_conf, **local_conf):
     return FakeHealthCheck(dict(local_conf) or None)
 
 
+def _read_statistics(tables):
+    """Fail like MagnetoDB when a table's statistics cannot be read."""
+    if any(table.fails for table in tables):
+        raise webob.exc.HTTPInternalServerError()
+
+
 def _endless_json():
     yield b'['
     row = b'{"tenant": "x", "name": "y", "usage_detailes": {}},'
@@ -290,7 +338,8 @@ def app_factory(global_conf, **local_conf):
 
     Keys: ``projects``, ``tables`` (per project), ``big`` (comma-separated
     sizes of extra projects), ``seed``, ``page_size`` (the server's default
-    limit), ``growth`` (per second, for the demo), ``control`` (true to
+    limit), ``paged_rows`` (the size above which a project cannot be paged
+    through), ``growth`` (per second, for the demo), ``control`` (true to
     allow fault injection), ``request_log`` (a file that gets one line
     per monitoring request, from every process of the server).
     """
@@ -302,4 +351,5 @@ def app_factory(global_conf, **local_conf):
         dataset, default_limit=int(local_conf.get('page_size', 1000)),
         control=local_conf.get('control', 'false').lower() == 'true',
         growth=float(local_conf.get('growth', 0)),
-        request_log=local_conf.get('request_log'))
+        request_log=local_conf.get('request_log'),
+        paged_rows=int(local_conf.get('paged_rows', 5000)))

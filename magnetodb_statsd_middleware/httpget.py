@@ -17,7 +17,15 @@ _READ_CHUNK = 256 * 1024
 
 
 class HttpError(Exception):
-    """A request failed; the message is the cause."""
+    """A request failed; the message is the cause.
+
+    ``status`` is the HTTP status of an answer refused for it, None when
+    no answer came (refused connection, timeout, broken body).
+    """
+
+    def __init__(self, message, status=None):
+        Exception.__init__(self, message)
+        self.status = status
 
 
 def redact_url(url):
@@ -82,7 +90,7 @@ class HttpGetter(object):
             response = conn.getresponse()
             if response.status not in accept:
                 raise HttpError('%s failed: HTTP %d'
-                                % (shown, response.status))
+                                % (shown, response.status), response.status)
             body = self._read_body(response, deadline, shown)
         except HttpError:
             self.close()

@@ -35,14 +35,20 @@ class OutageLog(object):
         """Everything worked once: from now on a failure is news."""
         self._quiet_until = 0.0
 
-    def failed(self, what, cause, exc_info=False):
-        """Record that ``what`` failed this cycle because of ``cause``."""
+    def failed(self, what, cause, exc_info=False, key=None):
+        """Record that ``what`` failed this cycle because of ``cause``.
+
+        ``key``, when given, identifies the failure instead of the text
+        of ``cause`` (say, the whole set of failing projects, where the
+        message names only the first few).
+        """
         previous = self._current.get(what)
         if previous is None and what in self._grace_for and self.in_grace:
             self._log.debug('%s not ready yet: %s', what, cause)
             return
-        self._current[what] = cause
-        if previous == cause:
+        identity = (cause,) if key is None else ('key', key)
+        self._current[what] = identity
+        if previous == identity:
             self._log.debug('%s still failing: %s', what, cause)
         elif previous is None:
             self._log.error('%s failed: %s', what, cause, exc_info=exc_info)

@@ -1,22 +1,31 @@
 """One collection cycle: monitoring API -> table statistics -> StatsD.
 
 This is where a failure's consequence is decided: gauges of projects read
-before a failure are still true and are sent; totals only follow a complete
-listing; the collector's own metrics say how the cycle went; each failure
-goes to the :class:`~.outages.OutageLog`, which decides what to log.
+are true and are sent, also when other projects cannot be read or the API
+fails halfway; totals only follow a complete listing; the collector's own
+metrics say how the cycle went (``collector.projects_failed`` how many
+projects could not be read); each failure goes to the
+:class:`~.outages.OutageLog`, which decides what to log. MagnetoDB failing
+as a whole (``monitoring API``) and some projects' data failing
+(``project statistics``) are two different failures, each logged once.
 """
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import health
+from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware import selection
 
 MONITORING = 'monitoring API'
+PROJECTS = 'project statistics'
 STATSD = 'StatsD'
 DATA = 'monitoring data'
 HEALTH = 'health check'
+
+# Unreadable projects named in a log line; a count says how many more.
+NAMED_UNREADABLE = 5
 
 
 class CycleResult(object):
@@ -28,21 +37,40 @@ class CycleResult(object):
         self.error = error
 
 
-def _read_listing(settings, client, metric_set, sink):
-    """Send every project's measurements; returns the first error, or ''."""
+def _read_listing(settings, client, metric_set, sink, memory):
+    """Send every readable project's measurements; returns the unreadable
+    ones (:class:`~.listing.Unreadable`). Raises MonitoringError when
+    MagnetoDB itself fails."""
     if not settings.projects:
-        for project, tables in client.iter_all_projects():
+        walk = listing.Walk(client, memory)
+        for project, tables in walk.projects():
             sink.send(metric_set.project_measurements(project, tables))
-        return ''
-    first_error = ''
+        return walk.unreadable
+    unreadable = []
+    first_error = None
     for project in settings.projects:
         try:
             tables = client.project_tables(project)
         except monitoring.MonitoringError as exc:
-            first_error = first_error or compat.to_text(exc)
+            if exc.status is None:  # no answer: the API, not the project
+                raise
+            first_error = first_error or exc
+            unreadable.append(listing.Unreadable.project(project))
             continue
         sink.send(metric_set.project_measurements(project, tables))
-    return first_error
+    if len(unreadable) == len(settings.projects):
+        raise first_error  # nothing could be read: the API fails
+    return unreadable
+
+
+def _unreadable_cause(unreadable):
+    count = len(unreadable)
+    named = ', '.join(u.label for u in unreadable[:NAMED_UNREADABLE])
+    if count > NAMED_UNREADABLE:
+        named += ' and %d more' % (count - NAMED_UNREADABLE)
+    return ('%d project%s cannot be read through the monitoring API (every '
+            'other project is sent, the totals are withheld): %s'
+            % (count, '' if count == 1 else 's', named))
 
 
 def _send_health(settings, outages, sink):
@@ -54,14 +82,17 @@ def _send_health(settings, outages, sink):
         outages.succeeded(HEALTH)
 
 
-def _send_tables(settings, outages, sink, started, selector):
+def _send_tables(settings, outages, sink, started, selector, memory):
     """The table, project, total and collector metrics; returns the
     CycleResult."""
     metric_set = metrics.MetricSet(settings.metrics, selector)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
+    unreadable = None  # stays None unless the listing was read to its end
+    error = ''
     try:
-        error = _read_listing(settings, client, metric_set, sink)
+        unreadable = _read_listing(settings, client, metric_set, sink,
+                                   memory)
     except monitoring.MonitoringError as exc:
         error = compat.to_text(exc)
     finally:
@@ -69,12 +100,22 @@ def _send_tables(settings, outages, sink, started, selector):
     if not error and client.bad_rows:
         error = ('%d listing rows lack a project id; totals are withheld'
                  % client.bad_rows)
-    # The top N can only be chosen once the listing is over.
-    sink.send(metric_set.ranked_tables(complete=not error))
     if error:
         outages.failed(MONITORING, error)
     else:
         outages.succeeded(MONITORING)
+    if unreadable is not None:
+        counts.projects_failed = len(unreadable)
+        if unreadable:
+            cause = _unreadable_cause(unreadable)
+            outages.failed(PROJECTS, cause,
+                           key=frozenset(u.key for u in unreadable))
+            error = error or cause
+        else:
+            outages.succeeded(PROJECTS)
+    # The top N can only be chosen once the listing is over.
+    sink.send(metric_set.ranked_tables(complete=not error))
+    if not error:
         sink.send(metric_set.totals())
     counts.pages = client.pages
     counts.rejected += sink.oversize
@@ -92,14 +133,15 @@ def _send_tables(settings, outages, sink, started, selector):
 
 
 def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
-              selector=None):
+              selector=None, memory=None):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
     fail without stopping the other. ``tables=False`` (another host holds
     the cluster lock) sends this host's health only. ``selector`` keeps
     the top-N membership from one cycle to the next (a fresh one ranks
-    from scratch).
+    from scratch); ``memory`` is the :class:`~.listing.ListingMemory` a
+    collector keeps from cycle to cycle (a single cycle may go without).
     """
     if selector is None:
         selector = selection.TableSelector(settings)
@@ -111,7 +153,7 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
                 _send_health(settings, outages, sink)
             if tables:
                 result = _send_tables(settings, outages, sink, started,
-                                      selector)
+                                      selector, memory)
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))

@@ -155,6 +155,7 @@ COLLECTOR = dict((name, Quantity('collector.' + name, (), kind,
                                     ('pages', GAUGE),
                                     ('tables_sent', GAUGE),
                                     ('tables_omitted', GAUGE),
+                                    ('projects_failed', GAUGE),
                                     ('last_success', GAUGE)))
 
 NO_LABELS = ()
@@ -181,6 +182,9 @@ class CycleCounts(object):
         self.rejected = 0
         self.tables_sent = 0
         self.tables_omitted = 0
+        # Projects that could not be read; None when the listing was not
+        # read to its end (the API failed).
+        self.projects_failed = None
 
 
 class MetricSet(object):
@@ -321,6 +325,9 @@ def collector_measurements(counts, completed, duration_ms):
     for name in ('tables', 'pages', 'tables_sent', 'tables_omitted'):
         measurements.append((COLLECTOR[name], NO_LABELS,
                              getattr(counts, name)))
+    if counts.projects_failed is not None:
+        measurements.append((COLLECTOR['projects_failed'], NO_LABELS,
+                             counts.projects_failed))
     if completed:
         measurements.append((COLLECTOR['last_success'], NO_LABELS,
                              int(time.time())))

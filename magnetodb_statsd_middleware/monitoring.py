@@ -1,20 +1,11 @@
-"""Reading MagnetoDB's monitoring API: what happens when it is down, slow,
-wrong or quirky is decided here.
+"""Reading MagnetoDB's monitoring API: one request, one answer, one cause.
 
 Every failure becomes a :class:`MonitoringError` whose message names the
 cause in one line (no traceback is needed for a refused connection or an
-HTTP 500). The all-projects listing is walked so that every table comes
-exactly once and the walk always ends, whatever the server's pagination
-quirks (see ``shared/reference/magnetodb-monitoring-api.md``):
-
-* ``last_evaluated_project=P`` returns *all* of P, then the projects after
-  it: so a page's last project is never trusted as complete; it is asked
-  for again, whole, with ``last_evaluated_project``.
-* ``last_evaluated_project=P&last_evaluated_table=T`` drops P's tables after
-  T: it is used only to step past a project already complete (one whose
-  tables fill a page on their own).
-* ``limit`` is sent on the first page only; later pages get the server's
-  default, which is the ``page_size`` option.
+HTTP 500) and whose ``status`` says whether the server answered at all.
+Pages and per-project answers become :class:`~.metrics.TableStats`; how
+the all-projects listing is walked, quirks and failing pages included, is
+:mod:`.listing`'s job.
 """
 
 import json
@@ -24,10 +15,6 @@ from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import runtime
-
-# A listing that needs more pages than this fails instead of running on:
-# 10 million tables at the default page size.
-MAX_PAGES = 10000
 
 # Rows handled between two cooperative yields while parsing a page.
 ROWS_PER_YIELD = 500
@@ -39,8 +26,21 @@ _WHITESPACE = re.compile(r'[ \t\n\r]*')
 _DECODER = json.JSONDecoder()
 
 
+# A project id that no project has: its per-project resource costs
+# MagnetoDB one query of its table list and no table statistics.
+PROBE_PROJECT = 'magnetodb-statsd-probe'
+
+
 class MonitoringError(Exception):
-    """The monitoring API could not be read; the message is the cause."""
+    """The monitoring API could not be read; the message is the cause.
+
+    ``status`` is the HTTP status the server failed with, or None when it
+    did not answer (or answered with something that is not a JSON list).
+    """
+
+    def __init__(self, message, status=None):
+        Exception.__init__(self, message)
+        self.status = status
 
 
 def iter_json_list(text):
@@ -107,7 +107,7 @@ class MonitoringClient(object):
     def __init__(self, settings):
         self._settings = settings
         self._http = httpget.HttpGetter(settings.monitoring_url, settings)
-        self._base_path = self._http.path
+        self.base_path = self._http.path
         self._query_metrics = ','.join(settings.metrics)
         self.pages = 0
         self.bad_rows = 0
@@ -119,7 +119,7 @@ class MonitoringClient(object):
         try:
             _, text, shown = self._http.get(path, params)
         except httpget.HttpError as exc:
-            raise MonitoringError(compat.to_text(exc))
+            raise MonitoringError(compat.to_text(exc), exc.status)
         self.pages += 1
         try:
             return list(iter_json_list(text))
@@ -156,72 +156,49 @@ class MonitoringClient(object):
             run.tables.append(table(row, project, 'name'))
         return runs
 
-    # Listings
+    # Requests
 
-    def iter_all_projects(self):
-        """Yield ``(project, tables)`` once for every project listed.
+    def page(self, last_project=None, last_table=None):
+        """One page of the all-projects listing: ``(full, runs)``, where
+        ``full`` says whether more pages may follow.
 
-        Raises MonitoringError when a page fails or the listing does not
-        advance; the projects already yielded were complete and correct.
+        Only the first page (no ``last_project``) carries ``limit``: the
+        reference server fails a later page that has one.
         """
-        page_size = self._settings.page_size
-        params = {'metrics': self._query_metrics, 'limit': page_size}
-        done = set()
-        asked = set()
-        whole = None  # the project a last_evaluated_project page has whole
-        while True:
-            if self.pages >= MAX_PAGES:
-                raise MonitoringError('the listing goes on past %d pages'
-                                      % MAX_PAGES)
-            rows = self.get_list(self._base_path, params)
-            runs = self._runs(rows)
-            full = len(rows) >= page_size
-            # The last run of a full page may continue on the next one,
-            # unless it is the project asked for with last_evaluated_project
-            # (which comes whole, unless it was deleted meanwhile).
-            complete = runs[:-1] if full else runs
-            if full and len(runs) == 1 and runs[0].project == whole:
-                complete = runs
-            for run in complete:
-                if run.project not in done:
-                    done.add(run.project)
-                    yield run.project, run.tables
-            if not full:
-                return
-            if not runs:
-                raise MonitoringError('a full page had no valid row')
-            last = runs[-1]
-            if last.project in done:
-                names = [t.name for t in last.tables
-                         if isinstance(t.name, compat.string_types)]
-                if not names:
-                    raise MonitoringError('cannot page past project %r: no '
-                                          'valid table name' % last.project)
-                params = {'metrics': self._query_metrics,
-                          'last_evaluated_project': last.project,
-                          'last_evaluated_table': names[-1]}
-                whole = None
-            else:
-                params = {'metrics': self._query_metrics,
-                          'last_evaluated_project': last.project}
-                whole = last.project
-            key = (params['last_evaluated_project'],
-                   params.get('last_evaluated_table'))
-            if key in asked:
-                raise MonitoringError('the listing does not advance past '
-                                      'project %r' % last.project)
-            asked.add(key)
+        params = [('metrics', self._query_metrics)]
+        if last_project is None:
+            params.append(('limit', self._settings.page_size))
+        else:
+            params.append(('last_evaluated_project', last_project))
+            if last_table is not None:
+                params.append(('last_evaluated_table', last_table))
+        rows = self.get_list(self.base_path, params)
+        return len(rows) >= self._settings.page_size, self._runs(rows)
 
     def probe(self):
         """The first row of the listing: proves the API answers."""
-        return self.get_list(self._base_path, {
+        return self.get_list(self.base_path, {
             'metrics': self._query_metrics, 'limit': 1})
 
     def project_tables(self, project):
         """The ACTIVE tables of one project (the per-project resource)."""
-        path = '%s/%s' % (self._base_path, compat.quote(project))
+        path = '%s/%s' % (self.base_path, compat.quote(project))
         rows = self.get_list(path, {'metrics': self._query_metrics})
         bad = [row for row in rows if not isinstance(row, dict)]
         self.bad_rows += len(bad)
         return [self._table(row, project, 'table_name') for row in rows
                 if isinstance(row, dict)]
+
+    def storage_answers(self):
+        """Whether MagnetoDB can still read its storage at all.
+
+        Asks for the tables of a project that has none: MagnetoDB then
+        reads its table list from Cassandra and no table statistics, so
+        an HTTP 500 here is the storage (or the server) failing, not one
+        project's data.
+        """
+        try:
+            self.project_tables(PROBE_PROJECT)
+        except MonitoringError:
+            return False
+        return True

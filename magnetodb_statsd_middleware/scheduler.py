@@ -20,6 +20,7 @@ from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import emitter
+from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
@@ -52,6 +53,9 @@ class Scheduler(object):
         self._sink_factory = sink_factory
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
                                          grace_for=(cycle.MONITORING,))
+        # The projects' listing order, for the next cycle to get past a
+        # page that fails.
+        self.memory = listing.ListingMemory()
         self.lock = election.HostLock(settings.lock_path)
         # Top-N membership lives as long as the collector.
         self.selector = selection.TableSelector(settings)
@@ -125,7 +129,8 @@ class Scheduler(object):
             result = cycle.run_cycle(self.settings, self.outages,
                                      self._sink_factory,
                                      tables=self._cluster_elected(),
-                                     selector=self.selector)
+                                     selector=self.selector,
+                                     memory=self.memory)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

@@ -122,6 +122,37 @@ class LoopbackServer(object):
         self._server.server_close()
 
 
+class Recorder(object):
+    """WSGI middleware: ``(path, query, status)`` of every request."""
+
+    def __init__(self, app):
+        self.app = app
+        self.requests = []
+
+    def __call__(self, environ, start_response):
+        record = [environ['PATH_INFO'], environ.get('QUERY_STRING', ''),
+                  None]
+        self.requests.append(record)
+
+        def start(status, headers, exc_info=None):
+            record[2] = int(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+    def reset(self):
+        del self.requests[:]
+
+    def resources(self):
+        """Projects read through their own resource."""
+        prefix = MONITORING_PATH + '/'
+        return [compat.to_text(path[len(prefix):]) for path, _, _ in
+                self.requests if path.startswith(prefix)]
+
+    def failed(self):
+        return [r for r in self.requests if r[2] != 200]
+
+
 class UDPReceiver(object):
     """Collects the datagrams sent to it."""
 
@@ -348,6 +379,14 @@ def fixture_stats(base_url):
 
 def set_fault(base_url, name):
     http_get(base_url + '/_fixture/fault?name=' + name, data=b'')
+
+
+def set_unreadable(base_url, project=None, table=None):
+    """Make one table's statistics fail; without arguments, mend all."""
+    query = ('project=%s&table=%s' % (compat.quote(project),
+                                      compat.quote(table))
+             if project is not None else 'readable=1')
+    http_get(base_url + '/_fixture/unreadable?' + query, data=b'')
 
 
 

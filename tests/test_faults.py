@@ -192,3 +192,55 @@ def test_statsd_absent_then_restarted(api_server, prefix, tmp_path):
         daemon.stop()
     _check_requests(loop.stop())
     assert not _our_lines(api.log, 'ERROR')
+
+
+def test_a_project_that_cannot_be_read(api_server, statsd_daemon, prefix,
+                                       tmp_path):
+    request_log = str(tmp_path / 'requests.log')
+    api = api_server(_conf(statsd_daemon.port, prefix, tmp_path),
+                     fixture_options='request_log = ' + request_log)
+    api.wait_ready()
+    dataset = fakeapi.build_dataset()
+    expected = peers.expected_gauges(dataset, prefix)
+    failed = prefix + '.collector.projects_failed'
+    peers.wait_for(lambda: _totals(statsd_daemon, prefix) == {
+        k: v for k, v in expected.items() if '.totals.' in k},
+        message='totals of a good cycle')
+    peers.wait_for(lambda: statsd_daemon.gauges(failed) == {failed: 0},
+                   message='no project failing')
+    bad = sorted(dataset, key=fakeapi.token)[1]
+    table = [t for t in dataset[bad] if t.status == 'ACTIVE'][0]
+    peers.set_unreadable(api.monitoring_url, bad, table.name)
+    peers.wait_for(lambda: statsd_daemon.gauges(failed) == {failed: 1},
+                   message='one project failing')
+    _delete_totals(statsd_daemon, prefix)
+    statsd_daemon.command('delgauges ' + ' '.join(
+        name for name in expected if '.projects.' in name))
+    _requests_after(request_log, 8)  # two more cycles
+    assert _totals(statsd_daemon, prefix) == {}
+    # Every other project is still sent, fresh (its ACTIVE tables: read
+    # through its own resource, since its page fails).
+    projects = statsd_daemon.gauges(prefix + '.projects.')
+    for project in dataset:
+        if project != bad:
+            assert projects[prefix + '.projects.%s.size' % project] == (
+                expected[prefix + '.projects.%s.size' % project])
+    assert not [k for k in projects if bad in k]
+    peers.set_unreadable(api.monitoring_url)
+    peers.wait_for(lambda: _totals(statsd_daemon, prefix),
+                   message='totals once the project reads again')
+    peers.wait_for(lambda: statsd_daemon.gauges(failed) == {failed: 0},
+                   message='no project failing any more')
+
+    log = api.log
+    errors = _our_lines(log, 'ERROR')
+    assert len(errors) == 1, errors
+    assert 'project statistics failed: 1 project cannot be read' in errors[0]
+    assert '"%s"' % bad in errors[0]
+    assert [line for line in _our_lines(log, 'INFO')
+            if 'recovered' in line] == [
+        line for line in _our_lines(log, 'INFO')
+        if 'project statistics recovered' in line]
+    assert len([line for line in _our_lines(log, 'INFO')
+                if 'recovered' in line]) == 1
+    assert not _our_tracebacks(log)

@@ -7,6 +7,7 @@ import pytest
 
 import peers
 from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 
 
@@ -17,7 +18,7 @@ def _walk(server, **settings):
     try:
         seen = collections.Counter()
         statuses = {}
-        for project, tables in client.iter_all_projects():
+        for project, tables in listing.Walk(client).projects():
             for table in tables:
                 seen[(project, table.name)] += 1
                 statuses[(project, table.name)] = (table.active, table.usage)
@@ -174,11 +175,11 @@ def test_a_refused_connection():
     client = monitoring.MonitoringClient(peers.make_settings(
         monitoring_url=url))
     with pytest.raises(monitoring.MonitoringError, match='refused'):
-        list(client.iter_all_projects())
+        list(listing.Walk(client).projects())
 
 
 def test_an_endless_listing_stops(serve, monkeypatch):
-    monkeypatch.setattr(monitoring, 'MAX_PAGES', 5)
+    monkeypatch.setattr(listing, 'MAX_PAGES', 5)
     app = fakeapi.FakeMonitoringAPI({}, default_limit=10)
     app.fault = 'endless'
     with pytest.raises(monitoring.MonitoringError, match='past 5 pages'):

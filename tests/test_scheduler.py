@@ -91,7 +91,8 @@ def test_the_loop_survives_a_bug_and_logs_it_once(
         serve, run_scheduler, monkeypatch, caplog):
     calls = []
 
-    def broken(settings, outages, sink_factory, tables, selector):
+    def broken(settings, outages, sink_factory, tables, selector,
+               memory):
         calls.append(1)
         raise KeyError('boom')
 
@@ -111,7 +112,8 @@ def test_a_dead_loop_is_restarted_by_the_next_request(
 
     deaths = []
 
-    def fatal(settings, outages, sink_factory, tables, selector):
+    def fatal(settings, outages, sink_factory, tables, selector,
+              memory):
         deaths.append(1)
         if len(deaths) == 1:
             raise Fatal()

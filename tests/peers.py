@@ -130,8 +130,11 @@ class Recorder(object):
         self.requests = []
 
     def __call__(self, environ, start_response):
-        record = [environ['PATH_INFO'], environ.get('QUERY_STRING', ''),
-                  None]
+        path = environ['PATH_INFO']  # PEP 3333: bytes as latin-1 on 3.x
+        if not isinstance(path, bytes):
+            path = path.encode('latin-1')
+        record = [path.decode('utf-8', 'replace'),
+                  environ.get('QUERY_STRING', ''), None]
         self.requests.append(record)
 
         def start(status, headers, exc_info=None):
@@ -146,8 +149,8 @@ class Recorder(object):
     def resources(self):
         """Projects read through their own resource."""
         prefix = MONITORING_PATH + '/'
-        return [compat.to_text(path[len(prefix):]) for path, _, _ in
-                self.requests if path.startswith(prefix)]
+        return [path[len(prefix):] for path, _, _ in self.requests
+                if path.startswith(prefix)]
 
     def failed(self):
         return [r for r in self.requests if r[2] != 200]
@@ -284,7 +287,8 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
     gauges = {}
     totals = dict.fromkeys(metrics, 0)
     tables = 0
-    for project, rows in dataset.items():
+    for raw_project, rows in dataset.items():
+        project = safe_name(raw_project)
         sums = dict.fromkeys(metrics, 0)
         for table in rows:
             tables += 1

@@ -1,3 +1,4 @@
+# -*- coding: utf-8 -*-
 """One cycle end to end over loopback: listed projects, failures, totals."""
 
 import logging
@@ -228,3 +229,25 @@ def test_storage_down_is_an_outage_not_unreadable_projects(serve, udp):
     assert result.completed
     assert gauges['magnetodb.collector.projects_failed'] == 0
     assert collector.logs.take() == [('INFO', 'monitoring API recovered')]
+
+
+def test_non_ascii_projects_through_every_fallback(serve, udp):
+    # Stepped past, read through their resources, named in a log line:
+    # never an exception, on 2.7 (unicode from JSON) as on 3.x.
+    dataset = fakeapi.build_dataset(projects=5, tables=8, odd_names=False)
+    big = u'проект-большой'
+    bad = u'café-"quoted"\n'
+    dataset[big] = [fakeapi.Table(u'таблица-%03d' % i, size=i, item_count=1)
+                    for i in range(12)]
+    dataset[bad] = [fakeapi.Table(u'表-%d' % i, size=1) for i in range(3)]
+    collector = Collector(serve, udp, dataset, page_size=5, paged_rows=10)
+    result, gauges = collector.cycle()
+    assert result.completed and big in collector.recorder.resources()
+    dataset[bad][1].unreadable = True
+    result, gauges = collector.cycle()
+    assert gauges['magnetodb.collector.projects_failed'] == 1
+    assert _data_gauges(gauges) == collector.expected(
+        [p for p in dataset if p != bad])
+    (level, message), = collector.logs.take()
+    assert level == 'ERROR'
+    assert message.endswith(u': "caf\\u00e9-\\"quoted\\"\\n"')

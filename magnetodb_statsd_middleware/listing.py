@@ -18,7 +18,9 @@ and how the walk gets past it with what still works:
 
 * ``last_evaluated_project=P`` fails (HTTP 500) for a project of more than
   5,000 tables: P is read whole through its own resource (``/projects/P``,
-  which leaves out tables that are not ACTIVE), then stepped past.
+  which leaves out tables that are not ACTIVE), then stepped past. Once
+  that resource has returned more than :data:`PAGED_ROWS` tables, the
+  next walks do not send the request that is sure to fail.
 * A row whose statistics cannot be read fails every page that holds it,
   and its project's resource. From the failing page on, the projects known
   to come next (from this walk's pages and from the last walk's, see
@@ -50,6 +52,11 @@ from magnetodb_statsd_middleware import monitoring
 # A listing that needs more pages than this fails instead of running on:
 # 10 million tables at the default page size.
 MAX_PAGES = 10000
+
+# MagnetoDB 2015.1's listing fails for last_evaluated_project=P when P has
+# more rows than this: the Cassandra driver's fetch size, above which it
+# pages a result, which has no len().
+PAGED_ROWS = 5000
 
 # A table name no table has, nor can have (the API only creates names of
 # [a-zA-Z0-9_.-]{3,255}), and safe in MagnetoDB's CQL. As
@@ -98,18 +105,21 @@ class Unreadable(collections.namedtuple('Unreadable', 'key label')):
 
 
 class ListingMemory(object):
-    """What one walk leaves to the next: its projects in listing order.
+    """What one walk leaves to the next: its projects in listing order,
+    and those too large to be paged through.
 
-    The project ids the listing produced anyway (a few bytes each), kept
-    from the last walk that reached its end; a walk cut short by an outage
-    leaves them as they were. When a page fails, they are the projects
-    still worth reading one by one.
+    Project ids the listing produced anyway (a few bytes each), kept from
+    the last walk that reached its end; a walk cut short by an outage
+    leaves them as they were. When a page fails, ``order`` holds the
+    projects still worth reading one by one; ``too_large`` the projects
+    whose resource returned more than PAGED_ROWS tables.
     """
 
-    __slots__ = ('order',)
+    __slots__ = ('order', 'too_large')
 
     def __init__(self):
         self.order = ()
+        self.too_large = frozenset()
 
 
 class Walk(object):
@@ -123,6 +133,7 @@ class Walk(object):
         self._next_known = 0
         self._done = set()
         self._order = []  # this walk's projects, for the next walk
+        self._too_large = set()
         self._asked = set()
         self._listing_requests = 0
         self._answered = False  # a request of this walk succeeded
@@ -140,10 +151,14 @@ class Walk(object):
         cursor = None  # the project after which the listing goes on
         while True:
             project, table = request
-            try:
-                full, runs = self._page(project, table)
-            except monitoring.MonitoringError as exc:
-                self._failed(exc)
+            failed = table is None and project in self._memory.too_large
+            if not failed:  # else the request is sure to fail: not sent
+                try:
+                    full, runs = self._page(project, table)
+                except monitoring.MonitoringError as exc:
+                    self._failed(exc)
+                    failed = True
+            if failed:
                 if project is not None and table is None:
                     # A project too large to be paged through, or a row
                     # that cannot be read, in it or in the next projects.
@@ -181,6 +196,7 @@ class Walk(object):
             request = (cursor,
                        STEP_PAST if cursor in self._done else None)
         self._memory.order = tuple(self._order)
+        self._memory.too_large = frozenset(self._too_large)
 
     # Requests
 
@@ -211,6 +227,8 @@ class Walk(object):
             self._pass(project)
             return None
         self._succeeded()
+        if len(tables) > PAGED_ROWS:
+            self._too_large.add(project)
         # Without tables it is gone, or has none ACTIVE: either way there
         # is nothing to report, nor to remember.
         self._pass(project, remember=bool(tables))

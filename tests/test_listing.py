@@ -114,7 +114,9 @@ def healthy_requests(serve, sizes, seed=0):
     [7, BIG, BIG + 10, 3, 5],  # two in a row
     [BIG],  # alone
 ])
-def test_a_project_too_large_to_page_is_read_whole(serve, sizes):
+def test_a_project_too_large_to_page_is_read_whole(serve, monkeypatch,
+                                                   sizes):
+    monkeypatch.setattr(listing, 'PAGED_ROWS', PAGED_ROWS)
     fixture = Fixture(serve, dataset_with(sizes))
     seen, walk = fixture.walk()
     big = {p for p in fixture.dataset if len(fixture.dataset[p]) > PAGED_ROWS}
@@ -130,6 +132,31 @@ def test_a_project_too_large_to_page_is_read_whole(serve, sizes):
              if 'last_evaluated_table=statsd%3Astep-past' in q]
     assert len(steps) >= len(big)
     assert fixture.memory.order == tuple(fixture.order)
+    assert fixture.memory.too_large == big
+    # The next walk knows: it does not send the requests sure to fail.
+    seen, walk = fixture.walk()
+    fixture.assert_read(seen)
+    assert set(fixture.recorder.resources()) == big
+    assert not fixture.recorder.failed()
+    assert len(fixture.recorder.requests) == healthy_requests(serve, sizes)
+
+
+def test_a_project_that_shrank_is_paged_through_again(serve, monkeypatch):
+    monkeypatch.setattr(listing, 'PAGED_ROWS', PAGED_ROWS)
+    fixture = Fixture(serve, dataset_with([7, BIG, 12]))
+    fixture.walk()
+    big = fixture.order[1]
+    assert fixture.memory.too_large == {big}
+    del fixture.dataset[big][PAGED_ROWS - 5:]  # 15 tables now
+    fixture.reload(fixture.dataset)
+    seen, walk = fixture.walk()  # still read through its resource
+    fixture.assert_read(seen)
+    assert fixture.recorder.resources() == [big]
+    assert fixture.memory.too_large == frozenset()
+    seen, walk = fixture.walk()  # listed again, with every status
+    fixture.assert_read(seen)
+    assert fixture.recorder.resources() == []
+    assert len({name for p, name in seen if p == big}) == PAGED_ROWS - 5
 
 
 def test_a_project_too_large_to_page_needs_no_memory(serve):

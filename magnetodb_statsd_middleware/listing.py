@@ -18,21 +18,24 @@ and how the walk gets past it with what still works:
 
 * ``last_evaluated_project=P`` fails (HTTP 500) for a project of more than
   5,000 tables: P is read whole through its own resource (``/projects/P``,
-  which leaves out tables that are not ACTIVE), then stepped past. Once
-  that resource has returned more than :data:`PAGED_ROWS` tables, the
-  next walks do not send the request that is sure to fail.
+  which leaves out tables that are not ACTIVE), then stepped past. The
+  next walks read it so at once, without the request that fails: while
+  its resource returns more than :data:`PAGED_ROWS` tables (the request
+  is sure to fail), else for :data:`RETRY_PAGE_AFTER` walks.
 * A row whose statistics cannot be read fails every page that holds it,
   and its project's resource. From the failing page on, the projects known
   to come next (from this walk's pages and from the last walk's, see
   :class:`ListingMemory`) are read through their own resources in listing
-  order, stepping past each, until a step answers again. Those that fail
-  are :attr:`Walk.unreadable`; a failing stretch that no known project
-  explains (a project created since the last walk) is unreadable too,
-  named by the project it follows.
+  order until one cannot be read, or until they make up a page of tables
+  (the failing page held no more); the walk steps past that one, and goes
+  on so until a step answers again: each table's statistics are read about
+  once. The projects that cannot be read are :attr:`Walk.unreadable`; a
+  failing stretch that no known project explains (a project created since
+  the last walk) is unreadable too, named by the project it follows.
 * MagnetoDB itself failing is not one project's data, and ends the walk at
   once with :class:`~.monitoring.MonitoringError`: no answer or a status
   other than 500; the very first page failing while no project is known;
-  the storage probe (:meth:`~.monitoring.MonitoringClient.storage_answers`)
+  the storage probe (:meth:`~.monitoring.MonitoringClient.storage_error`)
   failing, which is asked at a cycle's first failure and after
   :data:`PROBE_AFTER` failures in a row.
 
@@ -40,7 +43,7 @@ Bounds: each known project is read through its resource at most once and
 stepped past at most once, each listed project is asked for whole at most
 once, no listing request is sent twice and a probe follows at most one
 failure in three: a walk costs at most about three requests per known
-project more than a healthy one, and always ends.
+project more than a healthy one (far fewer in practice), and always ends.
 """
 
 import collections
@@ -57,6 +60,11 @@ MAX_PAGES = 10000
 # more rows than this: the Cassandra driver's fetch size, above which it
 # pages a result, which has no len().
 PAGED_ROWS = 5000
+
+# A project whose own page failed (while it read fine through its
+# resource, and the page after it answered) is read through its resource
+# at once for this many walks; then its page is tried again.
+RETRY_PAGE_AFTER = 10
 
 # A table name no table has, nor can have (the API only creates names of
 # [a-zA-Z0-9_.-]{3,255}), and safe in MagnetoDB's CQL. As
@@ -111,15 +119,16 @@ class ListingMemory(object):
     Project ids the listing produced anyway (a few bytes each), kept from
     the last walk that reached its end; a walk cut short by an outage
     leaves them as they were. When a page fails, ``order`` holds the
-    projects still worth reading one by one; ``too_large`` the projects
-    whose resource returned more than PAGED_ROWS tables.
+    projects still worth reading one by one. ``too_large`` maps a project
+    whose own page fails to the number of walks that read it through its
+    resource at once, before its page is tried again.
     """
 
     __slots__ = ('order', 'too_large')
 
     def __init__(self):
         self.order = ()
-        self.too_large = frozenset()
+        self.too_large = {}
 
 
 class Walk(object):
@@ -133,7 +142,7 @@ class Walk(object):
         self._next_known = 0
         self._done = set()
         self._order = []  # this walk's projects, for the next walk
-        self._too_large = set()
+        self._too_large = {}
         self._asked = set()
         self._listing_requests = 0
         self._answered = False  # a request of this walk succeeded
@@ -149,32 +158,61 @@ class Walk(object):
         """
         request = (None, None)  # the first page
         cursor = None  # the project after which the listing goes on
+        suspect = None  # read whole after its own page failed
         while True:
             project, table = request
-            failed = table is None and project in self._memory.too_large
-            if not failed:  # else the request is sure to fail: not sent
+            skipped = (table is None
+                       and self._memory.too_large.get(project, 0) > 0)
+            failed = skipped  # the request would fail: not sent
+            if not skipped:
                 try:
                     full, runs = self._page(project, table)
                 except monitoring.MonitoringError as exc:
                     self._failed(exc)
                     failed = True
+            if suspect is not None and project == suspect and not failed:
+                # The page after it answers: its own page failed because
+                # of it, and it reads fine whole.
+                self._too_large[suspect] = RETRY_PAGE_AFTER
+            suspect = None
             if failed:
                 if project is not None and table is None:
                     # A project too large to be paged through, or a row
                     # that cannot be read, in it or in the next projects.
                     cursor = project
                     tables = self._read_whole(project)
+                    if tables:
+                        left = self._memory.too_large.get(project, 0) - 1
+                        if len(tables) > PAGED_ROWS:  # sure to fail
+                            self._too_large[project] = RETRY_PAGE_AFTER
+                        elif skipped and left > 0:
+                            self._too_large[project] = left
+                        elif not skipped:
+                            suspect = project
+                        yield project, tables
                 else:
-                    # The first page, or the projects after cursor, hold a
-                    # row that cannot be read.
+                    # The first page, or the page after cursor, holds a row
+                    # that cannot be read: read the next known projects
+                    # until one cannot be read (the likely cause), or they
+                    # make up a page of tables (the cause was unknown), and
+                    # step past that one. One without tables (gone, or none
+                    # ACTIVE) is passed over: nothing says where it stood.
                     if self._stretch is None:
                         self._stretch = [cursor, False]
-                    cursor, tables = self._next_readable()
+                    cursor = None
+                    rows = 0
+                    for candidate in iter(self._next_candidate, None):
+                        tables = self._read_whole(candidate)
+                        if tables:
+                            yield candidate, tables
+                            rows += len(tables)
+                        if tables is None or tables:
+                            cursor = candidate
+                        if tables is None or rows >= self._client.page_size:
+                            break
                     if cursor is None:
                         self._end_stretch()
                         break
-                if tables:
-                    yield cursor, tables
                 request = (cursor, STEP_PAST)
                 continue
             self._end_stretch()
@@ -196,7 +234,7 @@ class Walk(object):
             request = (cursor,
                        STEP_PAST if cursor in self._done else None)
         self._memory.order = tuple(self._order)
-        self._memory.too_large = frozenset(self._too_large)
+        self._memory.too_large = self._too_large
 
     # Requests
 
@@ -227,26 +265,10 @@ class Walk(object):
             self._pass(project)
             return None
         self._succeeded()
-        if len(tables) > PAGED_ROWS:
-            self._too_large.add(project)
         # Without tables it is gone, or has none ACTIVE: either way there
         # is nothing to report, nor to remember.
         self._pass(project, remember=bool(tables))
         return tables
-
-    def _next_readable(self):
-        """``(project, tables)`` of the next known project that has tables
-        or cannot be read (tables None); ``(None, None)`` when no known
-        project is left. A project without tables is passed over, not
-        stepped past: it may be gone, and then nothing says where it
-        stood."""
-        while True:
-            candidate = self._next_candidate()
-            if candidate is None:
-                return None, None
-            tables = self._read_whole(candidate)
-            if tables is None or tables:
-                return candidate, tables
 
     # Knowledge
 
@@ -260,8 +282,9 @@ class Walk(object):
         self._streak += 1
         if ((self._streak == 1 and not self._answered)
                 or self._streak >= PROBE_AFTER):
-            if not self._client.storage_answers():
-                raise exc
+            error = self._client.storage_error()
+            if error is not None:
+                raise error
             self._succeeded()
 
     def _succeeded(self):

@@ -115,6 +115,11 @@ class MonitoringClient(object):
     def close(self):
         self._http.close()
 
+    @property
+    def page_size(self):
+        """Rows in a full page of the listing."""
+        return self._settings.page_size
+
     def get_list(self, path, params):
         try:
             _, text, shown = self._http.get(path, params)
@@ -173,7 +178,7 @@ class MonitoringClient(object):
             if last_table is not None:
                 params.append(('last_evaluated_table', last_table))
         rows = self.get_list(self.base_path, params)
-        return len(rows) >= self._settings.page_size, self._runs(rows)
+        return len(rows) >= self.page_size, self._runs(rows)
 
     def probe(self):
         """The first row of the listing: proves the API answers."""
@@ -189,16 +194,20 @@ class MonitoringClient(object):
         return [self._table(row, project, 'table_name') for row in rows
                 if isinstance(row, dict)]
 
-    def storage_answers(self):
-        """Whether MagnetoDB can still read its storage at all.
+    def storage_error(self):
+        """Why MagnetoDB cannot read its storage at all; None if it can.
 
         Asks for the tables of a project that has none: MagnetoDB then
         reads its table list from Cassandra and no table statistics, so
         an HTTP 500 here is the storage (or the server) failing, not one
-        project's data.
+        project's data. The message is the same from one cycle to the
+        next, whichever page the cycle was at.
         """
         try:
             self.project_tables(PROBE_PROJECT)
-        except MonitoringError:
-            return False
-        return True
+        except MonitoringError as exc:
+            if exc.status is None:
+                return exc
+            return MonitoringError('MagnetoDB cannot read its storage (%s)'
+                                   % compat.to_text(exc), exc.status)
+        return None

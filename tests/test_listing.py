@@ -114,9 +114,7 @@ def healthy_requests(serve, sizes, seed=0):
     [7, BIG, BIG + 10, 3, 5],  # two in a row
     [BIG],  # alone
 ])
-def test_a_project_too_large_to_page_is_read_whole(serve, monkeypatch,
-                                                   sizes):
-    monkeypatch.setattr(listing, 'PAGED_ROWS', PAGED_ROWS)
+def test_a_project_too_large_to_page_is_read_whole(serve, sizes):
     fixture = Fixture(serve, dataset_with(sizes))
     seen, walk = fixture.walk()
     big = {p for p in fixture.dataset if len(fixture.dataset[p]) > PAGED_ROWS}
@@ -126,37 +124,65 @@ def test_a_project_too_large_to_page_is_read_whole(serve, monkeypatch,
     # One failed page more than a healthy walk for each such project, and
     # the step past it names a table that does not exist.
     assert len(fixture.recorder.failed()) == len(big)
-    assert len(fixture.recorder.requests) == (
-        healthy_requests(serve, sizes) + len(big))
+    healthy = healthy_requests(serve, sizes)
+    assert len(fixture.recorder.requests) == healthy + len(big)
     steps = [q for _, q, _ in fixture.recorder.requests
              if 'last_evaluated_table=statsd%3Astep-past' in q]
     assert len(steps) >= len(big)
     assert fixture.memory.order == tuple(fixture.order)
-    assert fixture.memory.too_large == big
-    # The next walk knows: it does not send the requests sure to fail.
+    assert fixture.memory.too_large == dict.fromkeys(
+        big, listing.RETRY_PAGE_AFTER)
+    # The next walk knows: it does not send the requests that fail.
     seen, walk = fixture.walk()
     fixture.assert_read(seen)
     assert set(fixture.recorder.resources()) == big
     assert not fixture.recorder.failed()
-    assert len(fixture.recorder.requests) == healthy_requests(serve, sizes)
+    assert len(fixture.recorder.requests) == healthy
 
 
-def test_a_project_that_shrank_is_paged_through_again(serve, monkeypatch):
-    monkeypatch.setattr(listing, 'PAGED_ROWS', PAGED_ROWS)
+def test_the_page_of_a_large_project_is_tried_again(serve, monkeypatch):
+    # Its page failed and nothing says it always will (it has no more
+    # than PAGED_ROWS ACTIVE tables): it is tried again after
+    # RETRY_PAGE_AFTER walks, and listed with every status once it works.
+    monkeypatch.setattr(listing, 'RETRY_PAGE_AFTER', 2)
     fixture = Fixture(serve, dataset_with([7, BIG, 12]))
-    fixture.walk()
     big = fixture.order[1]
-    assert fixture.memory.too_large == {big}
+    for left in (2, 1, None):
+        seen, walk = fixture.walk()
+        fixture.assert_read(seen)
+        assert fixture.recorder.resources() == [big]
+        assert fixture.memory.too_large.get(big) == left
     del fixture.dataset[big][PAGED_ROWS - 5:]  # 15 tables now
     fixture.reload(fixture.dataset)
-    seen, walk = fixture.walk()  # still read through its resource
-    fixture.assert_read(seen)
-    assert fixture.recorder.resources() == [big]
-    assert fixture.memory.too_large == frozenset()
-    seen, walk = fixture.walk()  # listed again, with every status
+    seen, walk = fixture.walk()  # its page is tried, and answers
     fixture.assert_read(seen)
     assert fixture.recorder.resources() == []
     assert len({name for p, name in seen if p == big}) == PAGED_ROWS - 5
+    assert fixture.memory.too_large == {}
+
+
+def test_a_page_sure_to_fail_is_never_tried_again(serve, monkeypatch):
+    monkeypatch.setattr(listing, 'PAGED_ROWS', PAGED_ROWS)
+    monkeypatch.setattr(listing, 'RETRY_PAGE_AFTER', 2)
+    fixture = Fixture(serve, dataset_with([7, BIG, 12]))
+    for _ in range(4):
+        fixture.walk()
+    assert len(fixture.recorder.failed()) == 0
+    assert fixture.memory.too_large == {fixture.order[1]: 2}
+
+
+def test_a_page_failing_for_the_next_projects_is_not_skipped(serve):
+    # The page of a project failed because of the next one: its page is
+    # asked for again at the next walk.
+    fixture = Fixture(serve, dataset_with([7, 5, 3, 6]))
+    fixture.walk()
+    fixture.break_table(fixture.order[2])
+    for _ in range(2):
+        seen, walk = fixture.walk()
+        fixture.assert_read(seen, unreadable={fixture.order[2]})
+        assert fixture.memory.too_large == {}
+        assert fixture.recorder.failed()[0][1].endswith(
+            '&last_evaluated_project=%s' % fixture.order[1])
 
 
 def test_a_project_too_large_to_page_needs_no_memory(serve):
@@ -181,6 +207,27 @@ def test_a_project_with_an_unreadable_row(serve, position):
     assert fixture.memory.order == tuple(fixture.order)
     healthy = healthy_requests(serve, sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
+
+
+def test_known_projects_are_read_once_without_failing_steps(serve):
+    # The culprit is known: the projects before it in the failing page
+    # are read through their resources, each table once, and no step
+    # page fails (each would make MagnetoDB read statistics again).
+    sizes = [1] * 9 + [3, 4, 12]
+    fixture = Fixture(serve, dataset_with(sizes))
+    fixture.walk()
+    bad = fixture.order[8]
+    fixture.break_table(bad)
+    seen, walk = fixture.walk()
+    fixture.assert_read(seen, unreadable={bad})
+    first_page = fixture.recorder.requests[0]
+    assert fixture.recorder.failed() == [
+        first_page, [peers.MONITORING_PATH + '/' + bad,
+                     'metrics=size,item_count', 500]]
+    assert fixture.recorder.resources() == (
+        [monitoring.PROBE_PROJECT] + fixture.order[:9])
+    # The first page, the probe, 9 resources, then 3 pages as usual.
+    assert len(fixture.recorder.requests) == 1 + 1 + 9 + 3
 
 
 def test_an_unreadable_project_too_large_to_page(serve):
@@ -326,10 +373,15 @@ def test_storage_down_with_projects_known(serve):
     fixture.walk()
     order = fixture.memory.order
     fixture.app.fault = 'http500'
-    with pytest.raises(monitoring.MonitoringError, match='HTTP 500'):
+    with pytest.raises(monitoring.MonitoringError) as error:
         fixture.walk()
-    # The first page, then the probe of the storage.
+    # The first page, then the probe of the storage, which names it.
     assert len(fixture.recorder.requests) == 2
+    assert str(error.value) == (
+        'MagnetoDB cannot read its storage (GET %s/%s?metrics=size,'
+        'item_count failed: HTTP 500)' % (fixture.server.url.split(
+            peers.MONITORING_PATH)[0] + peers.MONITORING_PATH,
+            monitoring.PROBE_PROJECT))
     assert fixture.memory.order == order
 
 
@@ -351,7 +403,11 @@ def test_storage_failing_halfway_through(serve, after):
             return app(environ, start_response)
 
     fixture.recorder.app = Failing()
-    with pytest.raises(monitoring.MonitoringError, match='HTTP 500'):
+    # Wherever the walk was, the same cause: a cycle cut halfway and the
+    # next one, which fails at its first page, are one outage.
+    with pytest.raises(monitoring.MonitoringError,
+                       match=r'^MagnetoDB cannot read its storage \(GET '
+                       r'\S+/magnetodb-statsd-probe\?\S+ failed: HTTP 500\)$'):
         fixture.walk()
     # At most PROBE_AFTER failures in a row, then the probe that fails.
     assert len(fixture.recorder.requests) - after <= listing.PROBE_AFTER + 1

@@ -8,15 +8,20 @@ tests/magnetodb_peer.py. The expected gauges are computed from the data
 here, never by the package.
 """
 
+import collections
 import difflib
 import json
 import os
 import random
+import re
 
 import pytest
 
 import magnetodb_peer as mdb
 import peers
+from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware import listing
+from magnetodb_statsd_middleware import monitoring
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
 # a minute on 2 cores, more on a slow network); every wait below has its
@@ -281,3 +286,320 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
     server.storage_down(False)
     assert server.get_json('/healthcheck?fullcheck=true') == HEALTHY_HEALTH
     assert page('last_evaluated_project=' + clean[0]) == clean_page
+
+
+# -- Never blind: the projects MagnetoDB can still serve --------------------
+#
+# Each case compares, cycle by cycle, MagnetoDB's access log with the walk a
+# Replica makes: the fixture API (magnetodb_statsd_middleware.fakeapi)
+# holding the same rows in MagnetoDB's token order, with the same failures.
+# The replica with nothing failing gives the healthy cycle's requests.
+
+_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
+                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
+PROBE_URI = '%s/%s?metrics=size,item_count' % (mdb.MONITORING_PATH,
+                                               monitoring.PROBE_PROJECT)
+
+
+def _readable(table):
+    """MagnetoDB can read its statistics (it reads ACTIVE tables only)."""
+    return table.status != 'ACTIVE' or all(
+        isinstance(value, int) for value in table.size + table.item_count)
+
+
+class Replica(object):
+    """The same rows in the fixture API, in MagnetoDB's order; its walks
+    are the collector's, request by request."""
+
+    def __init__(self, tables, tokens, paged_rows=5000):
+        self.app = fakeapi.FakeMonitoringAPI(
+            {}, paged_rows=paged_rows, order_key=tokens.get)
+        self.load(tables)
+        self.recorder = peers.Recorder(self.app)
+        self.server = peers.LoopbackServer(self.recorder)
+        self.memory = listing.ListingMemory()
+
+    def load(self, tables, down=False):
+        dataset = collections.defaultdict(list)
+        for table in tables:
+            dataset[table.tenant].append(fakeapi.Table(
+                table.name, table.status, unreadable=not _readable(table)))
+        self.app.load(dict(dataset))
+        self.app.fault = 'http500' if down else 'none'
+
+    def walk(self):
+        """The URIs of the collector's next walk, one per request."""
+        self.recorder.reset()
+        client = monitoring.MonitoringClient(peers.make_settings(
+            monitoring_url=self.server.url))
+        try:
+            for _ in listing.Walk(client, self.memory).projects():
+                pass
+        except monitoring.MonitoringError:
+            pass
+        finally:
+            client.close()
+        return [path + ('?' + query if query else '')
+                for path, query, _ in self.recorder.requests]
+
+    def close(self):
+        self.server.close()
+
+
+def _healthy_requests(tables, tokens):
+    """Requests of a walk of the same rows where nothing fails."""
+    replica = Replica([t for t in tables if _readable(t)], tokens,
+                      paged_rows=10 ** 9)
+    try:
+        return len(replica.walk())
+    finally:
+        replica.close()
+
+
+def _our_lines(server):
+    """``[(level, message)]`` the collector logged above DEBUG."""
+    found = (_OUR_LINE.match(line) for line in server.log.splitlines())
+    return [m.groups() for m in found if m]
+
+
+def _data_gauges(daemon, prefix):
+    return {name: value for name, value in daemon.gauges(prefix + '.').items()
+            if '.collector.' not in name and '.health.' not in name}
+
+
+def _clear_gauges(daemon, prefix):
+    names = sorted(daemon.gauges(prefix + '.'))
+    for start in range(0, len(names), 200):
+        daemon.command('delgauges ' + ' '.join(names[start:start + 200]))
+
+
+def _by_resource(uris):
+    """Projects a cycle read through their own resource."""
+    prefix = mdb.MONITORING_PATH + '/'
+    return {uri[len(prefix):].partition('?')[0] for uri in uris
+            if uri.startswith(prefix) and uri != PROBE_URI}
+
+
+def _expected(tables, prefix, by_resource=(), failed=()):
+    """Gauges of every project but ``failed``; those read through their
+    own resource count their ACTIVE tables; totals only without failures."""
+    shown = [t for t in tables if t.tenant not in failed and (
+        t.tenant not in by_resource or t.status == 'ACTIVE')]
+    gauges = mdb.expected_gauges(shown, prefix)
+    if failed:
+        gauges = {k: v for k, v in gauges.items() if '.totals.' not in k}
+    return gauges
+
+
+def _wait_for_gauges(daemon, prefix, expected):
+    """Every expected gauge has arrived (a burst may lose datagrams; each
+    cycle sends them all again); returns the data gauges then."""
+    peers.wait_for(lambda: _data_gauges(daemon, prefix).keys()
+                   >= expected.keys(), timeout=120, interval=1.0,
+                   message='every gauge')
+    return _data_gauges(daemon, prefix)
+
+
+def _failed_gauge(daemon, prefix):
+    name = prefix + '.collector.projects_failed'
+    return daemon.gauges(name).get(name)
+
+
+def _report(case, tables, failed, cycles, healthy, lines, down=False):
+    """The case's figures, shown with pytest -s."""
+    readable = 0 if down else len({t.tenant for t in tables
+                                   if t.tenant not in failed})
+    print('\n%s: %d projects reported of %d readable, projects_failed %s; '
+          'requests per cycle %s (healthy: %d); log: %r'
+          % (case, readable, readable, 'not sent' if down else len(failed),
+             ' then '.join(str(len(c)) for c in cycles), healthy, lines))
+
+
+def _layout(env, rng, sizes):
+    """Tables of 15 projects: ``sizes`` maps a position in token order
+    (``first``, ``middle``, ``last``) to its project's table count; the
+    others have 1 to 40 tables. A few tables are not ACTIVE."""
+    ids = [mdb.project_id(rng) for _ in range(15)]
+    tokens = env.tokens(ids)
+    ids.sort(key=tokens.get)
+    at = {'first': ids[0], 'middle': ids[7], 'last': ids[-1]}
+    big = {at[position]: count for position, count in sizes.items()}
+    tables = []
+    for tenant in ids:
+        tables += mdb.make_tables(rng, tenant,
+                                  big.get(tenant) or rng.randint(1, 40))
+    return tables, tokens, set(big)
+
+
+def _options(daemon, prefix, port):
+    options = _statsd_options(daemon, prefix, port, 'mdb')
+    del options['healthcheck_url']  # requests per cycle: monitoring only
+    options['request_timeout'] = 120  # 7,500 tables' statistics, loaded
+    return options
+
+
+@pytest.mark.parametrize('sizes', [
+    {'first': 5001, 'middle': 7500},
+    {'first': 7500, 'last': 5001},
+    {'middle': 5001, 'last': 7500},
+], ids=['5001-first-7500-middle', '7500-first-5001-last',
+        '5001-middle-7500-last'])
+def test_projects_too_large_to_page_through(magnetodb, magnetodb_env,
+                                            statsd_daemon, prefix, sizes):
+    tables, tokens, big = _layout(magnetodb_env, random.Random(str(sizes)),
+                                  sizes)
+    port = peers.free_port()
+    server = magnetodb(tables, port=port,
+                       statsd=_options(statsd_daemon, prefix, port))
+    replica = Replica(tables, tokens)
+    try:
+        walks = [replica.walk(), replica.walk()]
+    finally:
+        replica.close()
+
+    def two_cycles():
+        cycles = server.polled_cycles()
+        return cycles[:2] if len(cycles) >= 3 else None
+    cycles = peers.wait_for(two_cycles, timeout=400, interval=0.5,
+                            message='two complete cycles')
+    # The first cycle asks for each large project with
+    # last_evaluated_project alone, which fails (MagnetoDB logs its
+    # traceback); later cycles read them through their resource at once.
+    assert cycles == walks
+    healthy = _healthy_requests(tables, tokens)
+    assert [len(cycle) for cycle in cycles] == [healthy + len(big), healthy]
+    assert _by_resource(cycles[0]) == _by_resource(cycles[1]) == big
+    assert server.log.count(
+        "\nTypeError: object of type 'PagedResult' has no len()") == len(big)
+
+    expected = _expected(tables, prefix, by_resource=big)
+    assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+    for tenant in big:
+        listed = [t for t in tables if t.tenant == tenant]
+        active = [t for t in listed if t.status == 'ACTIVE']
+        assert expected['%s.projects.%s.tables' % (prefix, tenant)] == \
+            len(active) < len(listed)
+    assert _failed_gauge(statsd_daemon, prefix) == 0
+    lines = _our_lines(server)
+    assert [level for level, _ in lines] == ['INFO', 'INFO']  # start, lock
+    _report('too large, %s' % ', '.join(
+        '%d %s' % (n, p) for p, n in sorted(sizes.items())),
+        tables, (), cycles, healthy, lines)
+
+
+def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
+                                                  statsd_daemon, prefix):
+    """A JMX bean missing on one of three nodes, a non-numeric statistic,
+    storage down and back: one after the other, in one MagnetoDB."""
+    rng = random.Random(10)
+    ids = [mdb.project_id(rng) for _ in range(41)]
+    tokens = magnetodb_env.tokens(ids)
+    ids.sort(key=tokens.get)
+    tables = []
+    for index, tenant in enumerate(ids):  # one of more than a page
+        tables += mdb.make_tables(
+            rng, tenant, 1100 if index == 25 else rng.randint(1, 30))
+    healthy = _healthy_requests(tables, tokens)
+    # A bean missing on node 2 in the middle of the listing; a value that
+    # is not a number in the first project (so the first page fails).
+    missing, odd = ids[20], ids[0]
+
+    def spoil(tenant, **values):
+        rows = list(tables)
+        index = next(i for i, t in enumerate(rows)
+                     if t.tenant == tenant and t.status == 'ACTIVE')
+        rows[index] = rows[index]._replace(**values)
+        return rows
+
+    port = peers.free_port()
+    server = magnetodb(tables, port=port,
+                       statsd=_options(statsd_daemon, prefix, port))
+    replica = Replica(tables, tokens)
+
+    def cycles_started(count):
+        peers.wait_for(lambda: len(server.polled_cycles()) >= count,
+                       timeout=120, message='%d cycles' % count)
+        return server.polled_cycles()
+
+    def check(case, rows, uris, failed, down, lines):
+        """One cycle of the steady state: its requests are the replica's
+        walk, statsd holds the gauges of every project but ``failed`` and
+        the projects_failed gauge."""
+        replica.load(rows, down)
+        replica.walk()
+        assert uris == replica.walk()
+        if down:
+            assert _data_gauges(statsd_daemon, prefix) == {}
+        else:
+            expected = _expected(rows, prefix, _by_resource(uris), failed)
+            assert _wait_for_gauges(statsd_daemon, prefix, expected) == \
+                expected
+        assert _failed_gauge(statsd_daemon, prefix) == (
+            None if down else len(failed))
+        _report(case, rows, failed, [uris], healthy, lines, down)
+
+    def phase(case, rows, failed=(), down=False):
+        """Change the data, then check the second cycle wholly after the
+        change. The cycle in flight meanwhile may see both states (and
+        log that): the lines logged until the first cycle after the change
+        ended are returned; the second one logs nothing."""
+        logged = len(_our_lines(server))
+        mdb.write_data(server.data_path, rows)
+        server.storage_down(down)
+        start = len(server.polled_cycles())
+        cycles_started(start + 2)
+        lines = _our_lines(server)[logged:]
+        _clear_gauges(statsd_daemon, prefix)
+        uris = cycles_started(start + 3)[start + 1]
+        check(case, rows, uris, failed, down, lines)
+        assert _our_lines(server)[logged + len(lines):] == []
+        assert all(message.startswith(('project statistics ',
+                                       'monitoring API '))
+                   for _, message in lines), lines
+        return uris, lines
+
+    try:
+        _clear_gauges(statsd_daemon, prefix)
+        uris = cycles_started(3)[1]
+        assert len(uris) == healthy
+        lines = _our_lines(server)
+        check('healthy', tables, uris, (), False, lines)
+        assert [level for level, _ in lines] == ['INFO', 'INFO']
+
+        uris, lines = phase('a JMX bean missing on one of three nodes',
+                            spoil(missing, item_count=[5, None, 7]),
+                            failed={missing})
+        assert lines[-1] == ('ERROR', (
+            'project statistics failed: 1 project cannot be read through '
+            'the monitoring API (every other project is sent, the totals '
+            'are withheld): "%s"' % missing))
+        # The first page fails (it holds the row): after the probe, the
+        # projects before it are read through their resources, then it.
+        assert uris[1] == PROBE_URI
+        assert sorted(_by_resource(uris)) == sorted(ids[:21])
+
+        non_numeric = spoil(odd, size=[1, 'n/a', 3])
+        uris, lines = phase('a non-numeric statistic', non_numeric,
+                            failed={odd})
+        assert lines[-1] == ('ERROR', (
+            'project statistics failing differently now: 1 project cannot '
+            'be read through the monitoring API (every other project is '
+            'sent, the totals are withheld): "%s"' % odd))
+        assert uris[1] == PROBE_URI and _by_resource(uris) == {odd}
+
+        uris, lines = phase('storage down', non_numeric, failed={odd},
+                            down=True)
+        assert uris == [uris[0], PROBE_URI]  # the first page, the probe
+        # Also when the cycle in flight failed halfway: one cause.
+        assert lines == [('ERROR', (
+            'monitoring API failed: MagnetoDB cannot read its storage (GET '
+            'http://127.0.0.1:%d%s failed: HTTP 500)' % (port, PROBE_URI)))]
+
+        uris, lines = phase('storage back', non_numeric, failed={odd})
+        assert lines[-1] == ('INFO', 'monitoring API recovered')
+
+        uris, lines = phase('mended', tables)
+        assert lines[-1] == ('INFO', 'project statistics recovered')
+        assert len(uris) == healthy
+    finally:
+        replica.close()

@@ -115,7 +115,9 @@ class LoopbackServer(object):
             handler_class=_QuietHandler)
         self.port = self._server.server_address[1]
         self.url = 'http://127.0.0.1:%d%s' % (self.port, MONITORING_PATH)
-        self._thread = start_thread(self._server.serve_forever)
+        # close() waits up to one poll interval: keep it short.
+        self._thread = start_thread(
+            lambda: self._server.serve_forever(poll_interval=0.05))
 
     def close(self):
         self._server.shutdown()

@@ -123,19 +123,20 @@ def test_the_demo_shows_metrics_within_seconds_and_stops_on_ctrl_c(
          '--interval', '1', '--label-mode', label_mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, universal_newlines=True, close_fds=True)
+    # Read all the time: a demo blocked on a full pipe would not stop.
     seen = []
+    reader = peers.start_thread(
+        lambda: seen.extend(iter(process.stdout.readline, '')))
     try:
-        def totals_printed():
-            line = process.stdout.readline()
-            seen.append(line)
-            return 'statsd <- ' + totals in line
-        peers.wait_for(totals_printed, timeout=30,
-                       message='the demo to print totals')
+        peers.wait_for(lambda: any('statsd <- ' + totals in line
+                                   for line in list(seen)),
+                       timeout=30, message='the demo to print totals')
         process.send_signal(signal.SIGINT)
         assert peers.wait_exit(process, 15) == 0
-        rest = process.stdout.read()
+        reader.join(10)
     finally:
         if process.poll() is None:
             process.kill()
+    rest = ''.join(seen)
     assert any(table in line for line in seen)
     assert 'Demo stopped.' in rest and 'Traceback' not in rest

@@ -96,10 +96,12 @@ def test_a_clean_stop_hands_over_at_once(cluster):
     (api,) = [a for a in hosts.values() if a.process.pid == leader]
     api.process.send_signal(signal.SIGINT)
     stopped = time.time()
-    peers.wait_exit(api.process, 10)
     takeover = peers.takeover_time(request_log, stopped, leader)
     # Within one retry interval, not after the lock timeout.
     assert takeover - stopped <= INTERVAL + 0.8
+    # The lock is handed over first; the process may take longer to exit
+    # on a loaded machine.
+    peers.wait_exit(api.process, 30)
 
 
 def test_the_backend_going_away_and_coming_back(

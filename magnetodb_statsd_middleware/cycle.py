@@ -16,6 +16,7 @@ from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import selection
 
 MONITORING = 'monitoring API'
@@ -133,7 +134,7 @@ def _send_tables(settings, outages, sink, started, selector, memory):
 
 
 def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
-              selector=None, memory=None):
+              selector=None, memory=None, pacer=None):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
@@ -141,14 +142,18 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     the cluster lock) sends this host's health only. ``selector`` keeps
     the top-N membership from one cycle to the next (a fresh one ranks
     from scratch); ``memory`` is the :class:`~.listing.ListingMemory` a
-    collector keeps from cycle to cycle (a single cycle may go without).
+    collector keeps from cycle to cycle (a single cycle may go without);
+    ``pacer``, the collector's :class:`~.pacing.Pacer`, knows the cycles
+    before (without one the cycle is paced like a first one).
     """
     if selector is None:
         selector = selection.TableSelector(settings)
     started = compat.monotonic()
     result = CycleResult(True, metrics.CycleCounts())
+    if pacer is None:
+        pacer = pacing.Pacer(settings)
     try:
-        with sink_factory(settings) as sink:
+        with sink_factory(settings, pacer) as sink:
             if settings.healthcheck_url:
                 _send_health(settings, outages, sink)
             if tables:
@@ -157,6 +162,13 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))
-    outages.succeeded(STATSD)
+    pacer.end(result.completed)
+    if sink.unsent:
+        outages.failed(STATSD, '%d of %d datagrams to %s:%d could not be '
+                       'sent: %s' % (sink.unsent, sink.sent,
+                                     settings.statsd_host,
+                                     settings.statsd_port, sink.send_error))
+    else:
+        outages.succeeded(STATSD)
     return result
 

@@ -7,9 +7,10 @@ label dialect, whose tags may follow the type: ``|#k:v``), and the
 collector inside an API server needs around it: the host is resolved again
 at every cycle (a DNS change needs no restart, a DNS failure only fails
 that cycle), a line that could never fit a datagram is dropped and counted
-instead of being sent oversize, and datagrams are paced to ``send_rate``
-so that a 100,000-table cycle does not overflow the daemon's receive
-buffer.
+instead of being sent oversize, datagrams go out in batches, each when
+:mod:`.pacing` says (spread over a share of the interval, never above
+``send_rate``), and a datagram the socket refuses is counted and reported
+instead of being dropped in silence.
 """
 
 from __future__ import division
@@ -24,12 +25,14 @@ from statsd.client.udp import Pipeline
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
+from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 
-# Datagrams handed to the socket between two pacing pauses: large enough
-# that the partly filled last datagram of a batch costs little fill, small
-# enough that a burst fits the receive buffer of a busy daemon.
-DATAGRAMS_PER_BATCH = 32
+# Bytes of lines handed to the socket between two pacing waits, about 200
+# lines: a burst that takes a tenth of a daemon's receive buffer whatever
+# max_packet_size is, and a millisecond or two of work between two
+# chances for requests to run.
+BATCH_BYTES = 16 * 1024
 
 
 class EmitError(Exception):
@@ -48,22 +51,59 @@ def resolve(host, port):
     return address[0], family == socket.AF_INET6
 
 
-class Emitter(object):
-    """One cycle's StatsD client; use as a context manager."""
+class _CountingClient(statsd.StatsClient):
+    """statsd's UDP client, counting the datagrams it hands to the socket
+    and the ones the socket refuses (statsd itself drops those in
+    silence)."""
 
-    def __init__(self, settings):
+    sent = 0
+    unsent = 0
+    send_error = ''  # why, the first time
+
+    def _send(self, data):
+        self.sent += 1
+        try:
+            self._sock.sendto(data.encode('ascii'), self._addr)
+        except compat.OS_ERRORS as exc:
+            self.unsent += 1
+            self.send_error = self.send_error or compat.to_text(exc)
+
+
+class Emitter(object):
+    """One cycle's StatsD client; use as a context manager.
+
+    ``pacer`` is the collector's :class:`~.pacing.Pacer`, which remembers
+    the cycles before this one; without it the cycle is paced like a
+    first one.
+    """
+
+    def __init__(self, settings, pacer=None):
         self._settings = settings
         self._spellings = dialects.spellings(settings)
+        self._pacer = pacer if pacer is not None else pacing.Pacer(settings)
         self._client = None
         self._pipe = None
-        self._batch_bytes = DATAGRAMS_PER_BATCH * settings.max_packet_size
         self._pending_bytes = 0
-        self._due = 0.0
         self.oversize = 0
+
+    @property
+    def sent(self):
+        """Datagrams handed to the socket."""
+        return self._client.sent
+
+    @property
+    def unsent(self):
+        """Datagrams the socket refused."""
+        return self._client.unsent
+
+    @property
+    def send_error(self):
+        return self._client.send_error
 
     def __enter__(self):
         self._client = self._open_client()
         self._pipe = self._client.pipeline()
+        self._pacer.begin(compat.monotonic())
         return self
 
     def _open_client(self):
@@ -72,7 +112,7 @@ class Emitter(object):
         try:
             # The pipeline sends a datagram while it is shorter than
             # maxudpsize, hence the + 1.
-            return statsd.StatsClient(
+            return _CountingClient(
                 address, self._settings.statsd_port,
                 maxudpsize=self._settings.max_packet_size + 1, ipv6=ipv6)
         except compat.OS_ERRORS as exc:
@@ -105,33 +145,30 @@ class Emitter(object):
                     continue
                 add(line)
                 self._pending_bytes += length
-                if self._pending_bytes >= self._batch_bytes:
+                if self._pending_bytes >= BATCH_BYTES:
                     self.flush()
 
     def flush(self):
-        """Send what is queued, then pause to keep to ``send_rate``.
-
-        Time spent reading the monitoring API earns no credit: a batch is
-        always followed by the pause its own size needs, so the daemon
-        never sees a burst larger than one batch.
-        """
+        """Wait as long as the pacer says, then send what is queued."""
         if not self._pending_bytes:
             return
-        self._pipe.send()
-        rate = self._settings.send_rate
-        now = compat.monotonic()
-        if rate:
-            self._due = (max(self._due, now) + self._pending_bytes
-                         / (rate * self._settings.max_packet_size))
-        self._pending_bytes = 0
-        if self._due > now:
-            time.sleep(self._due - now)
+        delay = self._pacer.wait(compat.monotonic())
+        if delay > 0:
+            time.sleep(delay)
         else:
             runtime.cooperative_yield()
+        before = self._client.sent
+        self._pipe.send()
+        self._pacer.sent_batch(self._client.sent - before)
+        self._pending_bytes = 0
 
 
 class _PrintingClient(StatsClientBase):
     """A statsd client whose datagrams go to a stream, one line a metric."""
+
+    sent = 0
+    unsent = 0
+    send_error = ''
 
     def __init__(self, stream, maxudpsize):
         self._stream = stream
@@ -139,6 +176,7 @@ class _PrintingClient(StatsClientBase):
         self._maxudpsize = maxudpsize
 
     def _send(self, data):
+        self.sent += 1
         self._stream.write(data + '\n')
 
     def pipeline(self):
@@ -149,8 +187,13 @@ class _PrintingClient(StatsClientBase):
 
 
 class DryRunEmitter(Emitter):
-    """Prints exactly the lines an Emitter would send, and sends nothing."""
+    """Prints exactly the lines an Emitter would send, sends nothing and
+    never waits."""
+
+    def __init__(self, settings, pacer=None):
+        super(DryRunEmitter, self).__init__(
+            settings, pacing.Pacer(settings._replace(send_rate=0,
+                                                     send_spread=0.0)))
 
     def _open_client(self):
-        self._settings = self._settings._replace(send_rate=0)
         return _PrintingClient(sys.stdout, self._settings.max_packet_size + 1)

@@ -119,19 +119,22 @@ class Integer(types.Integer):
 
 
 class Float(types.Float):
-    """A float with a minimum, which oslo.config 1.9.3 cannot check."""
+    """A float within bounds, which oslo.config 1.9.3 cannot check."""
 
-    def __init__(self, min=None):
+    def __init__(self, min=None, max=None):
         super(Float, self).__init__()
         _labelled(self, 'floating point value')
         self.min = min
-        self.max = None
+        self.max = max
 
     def __call__(self, value):
         value = super(Float, self).__call__(value)
         if self.min is not None and value < self.min:
             raise ValueError('should be greater than or equal to %g'
                              % self.min)
+        if self.max is not None and value > self.max:
+            raise ValueError('should be less than or equal to %g'
+                             % self.max)
         return value
 
 
@@ -278,10 +281,21 @@ STATSD_OPTS = [
              'metric lines share a datagram up to this size.'),
     cfg.Opt(
         'send_rate', type=Integer(min=0), default=5000,
-        help='Most datagrams sent to StatsD per second, 0 for no limit. '
+        help='Most datagrams sent to StatsD per second, 0 for no limit: '
+             'the rate of a first cycle, and the ceiling of send_spread. '
              'A burst of thousands of datagrams overflows the daemon\'s '
-             'receive buffer and is silently lost; pacing keeps every '
-             'gauge while a 100,000-table cycle still takes seconds.'),
+             'receive buffer and is silently lost. When even this rate '
+             'cannot send a cycle within the interval, a warning says '
+             'so once.'),
+    cfg.Opt(
+        'send_spread', type=Float(min=0, max=0.9), default=0.5,
+        help='Share of the interval over which a cycle spreads its '
+             'datagrams, planned from what the last cycle sent: with '
+             'interval = 60 and 0.5, they go out evenly over the first 30 '
+             's of the cycle, so the StatsD daemon never takes a burst. '
+             'Never faster than send_rate; the first cycle, and what a '
+             'cycle sends beyond the last one\'s count (the cloud grew), '
+             'go at send_rate. 0: send at send_rate only.'),
     cfg.StrOpt(
         'lock_path', default=None,
         sample_default='<system temp dir>/magnetodb-statsd-<uid>/'

@@ -22,6 +22,7 @@ from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
 
@@ -51,6 +52,7 @@ class Scheduler(object):
         self.settings = settings
         self._on_death = on_death
         self._sink_factory = sink_factory
+        self.pacer = pacing.Pacer(settings)
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
                                          grace_for=(cycle.MONITORING,))
         # The projects' listing order, for the next cycle to get past a
@@ -130,7 +132,8 @@ class Scheduler(object):
                                      self._sink_factory,
                                      tables=self._cluster_elected(),
                                      selector=self.selector,
-                                     memory=self.memory)
+                                     memory=self.memory,
+                                     pacer=self.pacer)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

@@ -100,6 +100,7 @@ def test_the_lock_path_follows_the_monitoring_url():
     ('exclude_projects', '*'), ('include_tables', 'ok,[z'),
     ('exclude_tables', '(?P<'), ('top_tables', '-1'),
     ('top_tables', 'ten'),
+    ('send_spread', '0.95'), ('send_spread', '-0.1'),
 ])
 def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     conf.config(group='statsd', enabled=True)
@@ -108,6 +109,13 @@ def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     message = str(error.value)
     assert key in message and repr(value) in message
     assert '\n' not in message
+
+
+def test_send_spread_ends_a_plan_within_the_interval(conf):
+    conf.config(group='statsd', enabled=True)
+    assert config.load_settings({}, {}, conf=conf.conf).send_spread == 0.5
+    assert config.load_settings({}, {'send_spread': '0.9'},
+                                conf=conf.conf).send_spread == 0.9
 
 
 def test_label_options(conf):

@@ -2,14 +2,18 @@
 
 from __future__ import division
 
+import logging
 import socket
 
 import pytest
 
 import peers
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
+from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import outages
 
 SIZE = metrics.TABLE['size']
 
@@ -79,8 +83,9 @@ def test_pacing_keeps_to_the_send_rate(udp):
     elapsed = compat.monotonic() - started
     datagrams = len(udp.datagrams)
     # 4000 lines of ~35 bytes fill ~300 datagrams: at most 200 a second,
-    # less the first batch that goes out before any pause.
-    assert elapsed >= (datagrams - emitter.DATAGRAMS_PER_BATCH) / 200.0
+    # less the last batch (about 35), whose wait is for the one before.
+    last_batch = emitter.BATCH_BYTES // 480 + 1
+    assert elapsed >= (datagrams - last_batch) / 200.0
     assert len(udp.lines) == 4000
 
 
@@ -107,7 +112,58 @@ def test_ipv6(udp):
 
 def test_nobody_listening_is_not_an_error():
     with emitter.Emitter(peers.make_settings(
-            statsd_port=peers.free_port(socket.SOCK_DGRAM))) as sink:
-        for _ in range(3):
-            sink.send(_sizes(100))
-            sink.flush()
+            statsd_port=peers.free_port(socket.SOCK_DGRAM),
+            send_rate=0)) as sink:
+        sink.send(_sizes(10000))  # several batches
+    assert sink.sent * 512 > 3 * emitter.BATCH_BYTES
+    assert sink.unsent == 0
+
+
+class _RefusingSocket(object):
+    def sendto(self, data, address):
+        raise OSError(1, 'Operation not permitted')
+
+    def close(self):
+        pass
+
+
+class _RefusedEmitter(emitter.Emitter):
+    """Its socket refuses every datagram, as a firewall rule would."""
+
+    def _open_client(self):
+        client = super(_RefusedEmitter, self)._open_client()
+        client._sock.close()
+        client._sock = _RefusingSocket()
+        return client
+
+
+def test_a_refused_datagram_is_counted_with_its_cause():
+    with _RefusedEmitter(peers.make_settings()) as sink:
+        sink.send(_sizes(2))
+    assert (sink.sent, sink.unsent) == (1, 1)
+    assert 'not permitted' in sink.send_error
+
+
+def test_a_cycle_reports_refused_datagrams_once(serve, caplog):
+    app = fakeapi.FakeMonitoringAPI(fakeapi.build_dataset())
+    settings = peers.make_settings(monitoring_url=serve(app).url)
+    log = outages.OutageLog()
+    for _ in range(2):
+        result = cycle.run_cycle(settings, log, _RefusedEmitter)
+        assert result.completed
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert 'StatsD failed' in errors[0] and 'could not be sent' in errors[0]
+    assert 'not permitted' in errors[0]
+
+
+def test_dry_run_prints_one_line_per_metric_and_never_waits(capsys):
+    settings = peers.make_settings(send_rate=1, send_spread=0.9)
+    started = compat.monotonic()
+    with emitter.DryRunEmitter(settings) as sink:
+        sink.send(_sizes(2000))
+    assert compat.monotonic() - started < 5  # 1 datagram/s would be 200 s
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ['magnetodb.tables.p.t%d.size:%d|g' % (i, i * 7919)
+                     for i in range(2000)]

@@ -165,6 +165,15 @@ def pwrite(fd, data, offset):
     return os.write(fd, data)  # pragma: no cover
 
 
+def at_fork_in_child(callback):
+    """Have ``callback()`` run in every child forked from now on; False
+    where the runtime cannot (2.7 has no ``os.register_at_fork``)."""
+    if not hasattr(os, 'register_at_fork'):
+        return False  # pragma: no cover (2.7)
+    os.register_at_fork(after_in_child=callback)
+    return True
+
+
 def close_statsd_client(client):
     """Close a ``statsd`` client's socket now, not when it is collected.
 

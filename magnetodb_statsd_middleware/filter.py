@@ -25,8 +25,9 @@ class StatsdFilter(object):
 
     The collector starts when the filter is built. The only work done per
     request is comparing this process's pid with the one whose collector
-    runs (a module global): they differ after a fork (the child must start
-    its own collector) or after the loop died.
+    runs (two module globals; ``os.getpid()`` on 2.7, which has no at-fork
+    hook to keep the first current): they differ after a fork (the child
+    must start its own collector) or after the loop died.
     """
 
     def __init__(self, app, process=scheduler.PROCESS):
@@ -34,7 +35,7 @@ class StatsdFilter(object):
         self._process = process
 
     def __call__(self, environ, start_response):
-        if scheduler.collector_pid != _getpid():
+        if scheduler.collector_pid != (scheduler.this_pid or _getpid()):
             self._process.start_from_request()
         return self.app(environ, start_response)
 

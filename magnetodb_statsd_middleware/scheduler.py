@@ -5,9 +5,9 @@ chosen by :mod:`.runtime`, only while this process holds the host lock.
 The module-level :data:`PROCESS` keeps one scheduler per process: the first
 enabled filter starts it; :data:`collector_pid` names the process whose
 collector runs, so a process forked later (its pid differs) and a process
-whose loop died (no pid) start one at their next request. A pid compared
-at each request works alike on every runtime, with or without
-``os.register_at_fork``.
+whose loop died (no pid) start one at their next request. Each request
+compares it with :data:`this_pid`, kept current by an at-fork hook; where
+the runtime has none (2.7), with ``os.getpid()``, a system call.
 """
 
 import atexit
@@ -37,6 +37,20 @@ CLUSTER = 'coordination backend'
 # module global, because every request reads it and a module attribute is
 # the cheapest thing to read.
 collector_pid = None
+
+# The pid of this process, set again in a forked child by an at-fork hook,
+# so that the request path needs no system call; None where the runtime
+# has no such hook (2.7): the request path asks os.getpid() instead.
+this_pid = None
+
+
+def _refresh_pid():
+    global this_pid
+    this_pid = os.getpid()
+
+
+if compat.at_fork_in_child(_refresh_pid):
+    _refresh_pid()
 
 # Seconds after start during which failures are expected (the server is
 # not listening yet) and retried every STARTUP_RETRY seconds, quietly.

@@ -29,10 +29,39 @@ def spawn(function, name):
     one code path serves both runtimes; the Thread is a daemon so that it
     never keeps a process from exiting.
     """
-    thread = threading.Thread(target=function, name=name)
+    thread = threading.Thread(target=_handing_on_signals(function),
+                              name=name)
     thread.daemon = True
     thread.start()
     return thread
+
+
+def _handing_on_signals(function):
+    """``function``, but a Ctrl-C that lands in it goes to the server.
+
+    A signal's exception is raised in the main thread, and under eventlet
+    that is whichever greenthread runs when the signal comes: sometimes
+    ours. ``threading`` would print it and end the greenthread, and the
+    server would never hear of its Ctrl-C (it would not stop). So, once
+    ``function`` has cleaned up, the exception is thrown into the hub, as
+    eventlet does for its own greenthreads: it ends up in the main
+    greenlet, where the server expects it. A native thread never gets it.
+    """
+    def run():
+        try:
+            function()
+        except (KeyboardInterrupt, SystemExit):
+            if not eventlet_patched():
+                raise
+            import greenlet
+            hub = greenlet.getcurrent().parent
+            if hub is None:
+                raise
+            try:
+                hub.throw(*sys.exc_info())
+            except greenlet.GreenletExit:
+                pass  # the process ends and discards this greenthread
+    return run
 
 
 def join(handle, timeout):

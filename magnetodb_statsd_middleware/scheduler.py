@@ -113,6 +113,7 @@ class Scheduler(object):
         return os.getpid() != self.pid
 
     def _run(self):
+        interrupted = None
         try:
             if self._stop.wait(self.settings.initial_delay):
                 return
@@ -124,6 +125,10 @@ class Scheduler(object):
                 remaining = started + interval - compat.monotonic()
                 if self._stop.wait(max(0.0, remaining)):
                     return
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # The server's Ctrl-C, landed here (runtime hands it on).
+            interrupted = exc
+            raise
         finally:
             self._finished = True
             if self.cluster is not None and not self.forked:
@@ -131,7 +136,12 @@ class Scheduler(object):
             self.lock.release()
             if (not self._stop.is_set() and not self.forked
                     and self._on_death is not None):
-                LOG.error('The StatsD collector loop stopped unexpectedly')
+                if interrupted is None:
+                    LOG.error('The StatsD collector loop stopped '
+                              'unexpectedly')
+                else:
+                    LOG.info('The StatsD collector loop stops: %s',
+                             type(interrupted).__name__)
                 self._on_death()
 
     def _step(self):

@@ -4,6 +4,7 @@
 then the paste app is loaded and served by eventlet.wsgi.
 """
 
+import signal
 import sys
 
 import eventlet
@@ -16,6 +17,9 @@ from paste import deploy  # noqa: E402
 
 
 def main(ini, port):
+    # Ctrl-C stops the server, as from a terminal, even when this process
+    # was started with SIGINT ignored (a background job of a shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     apps.configure_logging()
     app = deploy.loadapp('config:' + ini)
     eventlet.wsgi.server(eventlet.listen(('127.0.0.1', int(port))), app,

@@ -228,3 +228,45 @@ def test_join_gives_up_after_its_timeout_under_eventlet():
     result = peers.run([sys.executable, '-c', GREEN_JOIN])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['False', 'True']
+
+
+# The collector, busy in a cycle, when the server's Ctrl-C comes: under
+# eventlet the signal's exception is raised in the running greenthread,
+# here the collector's (made certain by the cycle signalling itself and
+# running Python code until it lands).
+CTRL_C_DURING_A_CYCLE = r'''
+import logging, os, signal, sys
+import eventlet
+eventlet.monkey_patch()
+sys.path[:0] = sys.argv[1:3]
+import peers
+from magnetodb_statsd_middleware import cycle, scheduler
+logging.basicConfig(stream=sys.stdout, level=logging.INFO,
+                    format='%(levelname)s %(message)s')
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def interrupted_cycle(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+    while True:  # Python code: the KeyboardInterrupt is raised here
+        pass
+
+cycle.run_cycle = interrupted_cycle
+process = scheduler.ProcessCollector()
+process.ensure_started(peers.make_settings(interval=60,
+                                           initial_delay=0.5))
+try:
+    eventlet.sleep(30)
+    print('the server never heard of its Ctrl-C')
+except KeyboardInterrupt:
+    print('the server got its Ctrl-C')
+'''
+
+
+def test_a_ctrl_c_that_lands_in_the_collector_reaches_the_server():
+    here = os.path.dirname(os.path.abspath(__file__))
+    done = peers.run([sys.executable, '-c', CTRL_C_DURING_A_CYCLE, here,
+                      os.path.dirname(here)], timeout=60)
+    assert 'the server got its Ctrl-C' in done.stdout, done
+    assert 'The StatsD collector loop stops: KeyboardInterrupt' in done.stdout
+    assert 'ERROR' not in done.stdout
+    assert 'Traceback' not in done.stderr, done.stderr

@@ -16,6 +16,7 @@ tooz is an optional extra: ``pip install
 'magnetodb-statsd-middleware[coordination]'`` plus the backend's client.
 """
 
+import functools
 import os
 import socket
 
@@ -44,6 +45,12 @@ class ClusterLock(object):
     """The cluster-wide lock; ask :meth:`held` once per cycle."""
 
     def __init__(self, url, name):
+        # Imported here, in the thread that builds the lock, never in the
+        # background call: importing tooz imports eventlet (through
+        # futurist), and a native thread that does so first never ends
+        # (its join times out, and every later call finds it running).
+        from tooz import coordination
+        self._tooz = coordination
         self._url = url
         self._password = compat.urlsplit(url).password
         self._name = name.encode('utf-8')
@@ -88,12 +95,16 @@ class ClusterLock(object):
         return outcome['held']
 
     def _held(self):
-        from tooz import coordination
         try:
             if self._coordinator is None:
-                coordinator = coordination.get_coordinator(self._url,
-                                                           self._member)
-                coordinator.start(start_heart=True)
+                coordinator = self._tooz.get_coordinator(self._url,
+                                                         self._member)
+                coordinator.start(start_heart=False)
+                if coordinator.requires_beating:
+                    # Our kind of thread: a Ctrl-C landing in it still
+                    # reaches the server.
+                    coordinator.heart.start(thread_cls=functools.partial(
+                        runtime.new_thread, name='magnetodb-statsd-heart'))
                 self._coordinator = coordinator
                 self._lock = coordinator.get_lock(self._name)
             if self.holding and self._lock.is_still_owner():

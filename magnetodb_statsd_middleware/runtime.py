@@ -29,10 +29,16 @@ def spawn(function, name):
     one code path serves both runtimes; the Thread is a daemon so that it
     never keeps a process from exiting.
     """
-    thread = threading.Thread(target=_handing_on_signals(function),
-                              name=name)
-    thread.daemon = True
+    thread = new_thread(function, name)
     thread.start()
+    return thread
+
+
+def new_thread(target, name):
+    """The daemon Thread :func:`spawn` starts, for a library that starts
+    its own (tooz's heartbeat)."""
+    thread = threading.Thread(target=_handing_on_signals(target), name=name)
+    thread.daemon = True
     return thread
 
 

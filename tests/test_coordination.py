@@ -3,12 +3,14 @@
 import os
 import signal
 import sys
+import threading
 import time
 
 import pytest
 
 import peers
 from magnetodb_statsd_middleware import config
+from magnetodb_statsd_middleware import coordination
 
 INTERVAL = 1
 LOCK_TIMEOUT = 2
@@ -159,3 +161,27 @@ def test_missing_tooz_fails_the_paste_load(monkeypatch):
             'coordination_url': 'redis://:pw@127.0.0.1:6379'})
     message = str(error.value)
     assert 'tooz is not installed' in message and 'pw' not in message
+
+
+def test_the_heartbeat_runs_in_a_thread_of_ours(redis):
+    """tooz's heart beats in a thread made by runtime (a Ctrl-C landing
+    there under eventlet still reaches the server), and keeps beating.
+
+    Native threads here, as under gunicorn gthread: a background call
+    that imported tooz itself never ended, and every other call failed.
+    """
+    lock = coordination.ClusterLock(
+        'redis://127.0.0.1:%d?timeout=%d' % (redis.port, LOCK_TIMEOUT),
+        'heart-test')
+    assert lock.held(5)
+    try:
+        hearts = [t for t in threading.enumerate()
+                  if t.name == 'magnetodb-statsd-heart']
+        assert len(hearts) == 1 and hearts[0].daemon
+        # Past the lock timeout the lock is still ours: the heart beats.
+        time.sleep(LOCK_TIMEOUT + 1)
+        assert lock.held(5)
+    finally:
+        lock.release(5)
+    peers.wait_for(lambda: not hearts[0].is_alive(),
+                   message='the heart to stop')

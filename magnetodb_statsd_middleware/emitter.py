@@ -133,9 +133,10 @@ class Emitter(object):
         checked values (:mod:`.dialects`); one that could never fit a
         datagram is dropped and counted in :attr:`oversize`.
         """
-        # The pipeline's own formatters queue a finished line this way; it
-        # packs whatever lines it holds into datagrams at send().
-        add = self._pipe._after
+        # The pipeline's own formatters queue a finished line into this
+        # deque (through a method that only appends, a call per line
+        # saved here); it packs the lines into datagrams at send().
+        add = self._pipe._stats.append
         limit = self._settings.max_packet_size
         for spelling in self._spellings:
             for line in spelling.lines(measurements):

@@ -15,6 +15,7 @@ running totals; which tables get measurements of their own is asked of a
 """
 
 import collections
+import functools
 import hashlib
 import re
 import time
@@ -166,10 +167,16 @@ class TableStats(collections.namedtuple(
     """One row of a listing: a table's status and raw usage figures.
 
     ``name`` is as the API sent it (the spelling makes it safe). A
-    namedtuple: a 100,000-table cycle builds 100,000 of them.
+    namedtuple: a million-table cycle builds a million of them, with
+    :data:`new_table`.
     """
 
     __slots__ = ()
+
+
+# ``new_table((project, name, active, usage))`` builds a TableStats without
+# the Python-level ``__new__`` of a namedtuple, at half the cost.
+new_table = functools.partial(tuple.__new__, TableStats)
 
 
 class CycleCounts(object):
@@ -200,7 +207,9 @@ class MetricSet(object):
 
     def __init__(self, metrics, selector):
         self._metrics = tuple(metrics)
-        self._totals = collections.OrderedDict.fromkeys(self._metrics, 0)
+        # Plain dicts (an OrderedDict is pure Python on 2.7): the order
+        # is that of self._metrics.
+        self._totals = dict.fromkeys(self._metrics, 0)
         self._table_quantities = tuple((metric, TABLE[metric])
                                        for metric in self._metrics)
         self._selector = selector
@@ -218,7 +227,7 @@ class MetricSet(object):
             self._mark_incomplete(self._totals, self._metrics)
             return []
         measurements = []
-        sums = collections.OrderedDict.fromkeys(self._metrics, 0)
+        sums = dict.fromkeys(self._metrics, 0)
         own = self._selector.project_wanted(project)
         table_filter = self._selector.table_filter
         ranking = self._ranking
@@ -249,11 +258,12 @@ class MetricSet(object):
                     value = valid_value(value)
                 if value is None:
                     counts.rejected += 1
-                    self._mark_incomplete(sums, (metric,))
+                    sums[metric] = None
                     continue
                 valid += 1
-                if sums[metric] is not None:
-                    sums[metric] += value
+                total = sums[metric]
+                if total is not None:
+                    sums[metric] = total + value
                 if own_measurements is not None:
                     own_measurements.append((quantity, labels, value))
             if not valid:
@@ -264,7 +274,8 @@ class MetricSet(object):
                 ranking.offer(project, name, own_measurements)
             else:
                 counts.tables_sent += 1
-        for metric, total in sums.items():
+        for metric in self._metrics:
+            total = sums[metric]
             if own:
                 measurements.extend(self._sum(PROJECT[metric], (project,),
                                               total))
@@ -292,8 +303,9 @@ class MetricSet(object):
     def totals(self):
         """Global measurements; call only after a complete listing."""
         measurements = []
-        for metric, total in self._totals.items():
-            measurements.extend(self._sum(TOTAL[metric], NO_LABELS, total))
+        for metric in self._metrics:
+            measurements.extend(self._sum(TOTAL[metric], NO_LABELS,
+                                          self._totals[metric]))
         measurements.append((TOTAL['tables'], NO_LABELS, self.counts.tables))
         measurements.append((TOTAL['projects'], NO_LABELS,
                              self.counts.projects))

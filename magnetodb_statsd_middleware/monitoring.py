@@ -141,9 +141,9 @@ class MonitoringClient(object):
             usage = row.get('usage_details')
         if not isinstance(usage, dict):
             usage = {}
-        return metrics.TableStats(project, row.get(name_key),
+        return metrics.new_table((project, row.get(name_key),
                                   row.get('status', 'ACTIVE') == 'ACTIVE',
-                                  usage)
+                                  usage))
 
     def _runs(self, rows):
         """Group a page's rows into runs of one project, in page order."""
@@ -158,7 +158,8 @@ class MonitoringClient(object):
                     continue
                 run = Run(project)
                 runs.append(run)
-            run.tables.append(table(row, project, 'name'))
+                tables = run.tables
+            tables.append(table(row, project, 'name'))
         return runs
 
     # Requests
@@ -178,6 +179,9 @@ class MonitoringClient(object):
             if last_table is not None:
                 params.append(('last_evaluated_table', last_table))
         rows = self.get_list(self.base_path, params)
+        # Decoding a page and grouping its rows are the two longest steps
+        # without a pause (milliseconds each on 2.7): requests run between.
+        runtime.cooperative_yield()
         return len(rows) >= self.page_size, self._runs(rows)
 
     def probe(self):

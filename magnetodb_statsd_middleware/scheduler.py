@@ -4,10 +4,10 @@
 chosen by :mod:`.runtime`, only while this process holds the host lock.
 The module-level :data:`PROCESS` keeps one scheduler per process: the first
 enabled filter starts it; :data:`collector_pid` names the process whose
-collector runs, so a process forked later (its pid differs) and a process
-whose loop died (no pid) start one at their next request. Each request
-compares it with :data:`this_pid`, kept current by an at-fork hook; where
-the runtime has none (2.7), with ``os.getpid()``, a system call.
+collector runs, so a process forked later and a process whose loop died
+start one at their next request. In a forked child an at-fork hook resets
+it; where the runtime has none (2.7), the request compares it with
+``os.getpid()``, a system call (see :mod:`.filter`).
 """
 
 import atexit
@@ -38,19 +38,17 @@ CLUSTER = 'coordination backend'
 # the cheapest thing to read.
 collector_pid = None
 
-# The pid of this process, set again in a forked child by an at-fork hook,
-# so that the request path needs no system call; None where the runtime
-# has no such hook (2.7): the request path asks os.getpid() instead.
-this_pid = None
 
 
-def _refresh_pid():
-    global this_pid
-    this_pid = os.getpid()
+def _forget_the_parents_collector():
+    """In a forked child: the parent's collector does not run here."""
+    global collector_pid
+    collector_pid = None
 
 
-if compat.at_fork_in_child(_refresh_pid):
-    _refresh_pid()
+# Whether a forked child has collector_pid reset by that hook: False on
+# 2.7, which has no os.register_at_fork.
+FORK_HOOKED = compat.at_fork_in_child(_forget_the_parents_collector)
 
 # Seconds after start during which failures are expected (the server is
 # not listening yet) and retried every STARTUP_RETRY seconds, quietly.

@@ -82,13 +82,15 @@ class _Spelling(object):
         """One line per measurement, in order.
 
         Consecutive measurements that share one labels tuple (a table's
-        size and item count) have their label values made safe once.
+        size and item count) have their label values made safe once, and
+        so do consecutive tables of one project (the first label).
         """
         templates = self._templates
         safe = self._safe
         value_first = self.value_first
         last_labels = None
         safe_labels = ()
+        first = safe_first = None
         lines = []
         for quantity, labels, value in measurements:
             template = templates.get(quantity)
@@ -96,7 +98,14 @@ class _Spelling(object):
                 template = templates[quantity] = self._template(quantity)
             if labels is not last_labels:
                 last_labels = labels
-                safe_labels = tuple(map(safe, labels))
+                if not labels:
+                    safe_labels = ()
+                else:
+                    if labels[0] is not first:
+                        first = labels[0]
+                        safe_first = safe(first)
+                    safe_labels = ((safe_first,)
+                                   + tuple(map(safe, labels[1:])))
             if value_first:
                 lines.append(template % ((value,) + safe_labels))
             else:

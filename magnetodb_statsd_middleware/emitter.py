@@ -138,6 +138,7 @@ class Emitter(object):
         # saved here); it packs the lines into datagrams at send().
         add = self._pipe._stats.append
         limit = self._settings.max_packet_size
+        pending = self._pending_bytes
         for spelling in self._spellings:
             for line in spelling.lines(measurements):
                 length = len(line)
@@ -145,9 +146,12 @@ class Emitter(object):
                     self.oversize += 1
                     continue
                 add(line)
-                self._pending_bytes += length
-                if self._pending_bytes >= BATCH_BYTES:
+                pending += length
+                if pending >= BATCH_BYTES:
+                    self._pending_bytes = pending
                     self.flush()
+                    pending = 0
+        self._pending_bytes = pending
 
     def flush(self):
         """Wait as long as the pacer says, then send what is queued."""

@@ -43,8 +43,8 @@ class MonitoringError(Exception):
         self.status = status
 
 
-def iter_json_list(text):
-    """Yield the items of a JSON list, yielding the event loop as it goes.
+def json_list(text):
+    """The items of a JSON list, yielding the event loop as it goes.
 
     A normal page (1,000 rows, about 130 kB) is decoded at once, in a few
     milliseconds. One ``json.loads`` of a multi-megabyte page (a project
@@ -56,24 +56,21 @@ def iter_json_list(text):
         items = json.loads(text)
         if not isinstance(items, list):
             raise ValueError('a JSON list was expected')
-        for item in items:
-            yield item
-        return
+        return items
     match = _WHITESPACE.match
     idx = match(text, 0).end()
     if not text.startswith('[', idx):
         json.loads(text)  # a JSON syntax error names its position
         raise ValueError('a JSON list was expected')
     idx = match(text, idx + 1).end()
+    items = []
     if text.startswith(']', idx):
         idx = match(text, idx + 1).end()
     else:
-        count = 0
         while True:
             item, idx = _DECODER.raw_decode(text, idx)
-            yield item
-            count += 1
-            if count % ROWS_PER_YIELD == 0:
+            items.append(item)
+            if len(items) % ROWS_PER_YIELD == 0:
                 runtime.cooperative_yield()
             idx = match(text, idx).end()
             if text.startswith(',', idx):
@@ -85,6 +82,7 @@ def iter_json_list(text):
                 raise ValueError('"," or "]" expected at char %d' % idx)
     if idx != len(text):
         raise ValueError('extra data at char %d' % idx)
+    return items
 
 
 class Run(object):
@@ -127,7 +125,7 @@ class MonitoringClient(object):
             raise MonitoringError(compat.to_text(exc), exc.status)
         self.pages += 1
         try:
-            return list(iter_json_list(text))
+            return json_list(text)
         except ValueError as exc:
             raise MonitoringError('%s did not return a JSON list: %s'
                                   % (shown, compat.to_text(exc)))

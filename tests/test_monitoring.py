@@ -221,15 +221,15 @@ def parse_mode(request, monkeypatch):
     ('[]', []), (' [ 1 , {"a": [2]} ]\n', [1, {'a': [2]}]),
     (' [ ] ', []),
 ])
-def test_iter_json_list(parse_mode, text, items):
-    assert list(monitoring.iter_json_list(text)) == items
+def test_json_list(parse_mode, text, items):
+    assert monitoring.json_list(text) == items
 
 
 @pytest.mark.parametrize('text', ['', '[1,', '[1 2]', '[1] x', '{"a": 1}',
                                   'null', '[1,]', '[', ']'])
-def test_iter_json_list_rejects(parse_mode, text):
+def test_json_list_rejects(parse_mode, text):
     with pytest.raises(ValueError):
-        list(monitoring.iter_json_list(text))
+        monitoring.json_list(text)
 
 
 def test_a_huge_project_is_parsed_in_chunks(serve, monkeypatch):

@@ -290,7 +290,7 @@ def bench_cpu(fixture):
     settings = make_settings(fixture, udp_port, send_rate=0)
     targets = _recorded_targets(settings)
     ours, theirs = [], []
-    for _ in range(5):  # interleaved; the best of each, on a noisy machine
+    for _ in range(9):  # interleaved; the best of each, on a noisy machine
         gc.collect()
         started = cpu_time()
         result = run_cycle(settings)

@@ -12,6 +12,7 @@ Ctrl-C ends it.
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -116,6 +117,9 @@ def main(argv=None):
     compat.write_line(sys.stdout, 'Config: %s; StatsD: %s:%d; Ctrl-C ends '
                       'the demo.' % (workdir, statsd_host, statsd_port))
     app = deploy.loadapp('config:' + os.path.join(workdir, 'api-paste.ini'))
+    # Ctrl-C ends the demo, also when it was started with SIGINT ignored
+    # (a background job of a shell script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         eventlet.wsgi.server(listener, app, log=open(os.devnull, 'w'))
     except KeyboardInterrupt:

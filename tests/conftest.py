@@ -33,7 +33,10 @@ def udp():
 
 @pytest.fixture(scope='session')
 def statsd_daemon(tmp_path_factory):
-    daemon = peers.StatsdDaemon(str(tmp_path_factory.mktemp('statsd')))
+    # No flush during a session (one a day): a flush resets the counters,
+    # and a test reading one just after its cycle would find it zeroed.
+    daemon = peers.StatsdDaemon(str(tmp_path_factory.mktemp('statsd')),
+                                flush_interval=24 * 3600 * 1000)
     yield daemon
     daemon.stop()
 

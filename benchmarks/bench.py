@@ -747,7 +747,7 @@ def bench_label_cpu(big):
            per_table['dogstatsd', 1000]))
     ratio = best['dogstatsd', 0] / best['disabled', 0]
     report('11b. CPU per table, dogstatsd / dotted names, %d tables' % tables,
-           '%.2fx' % ratio, '<= 1.10x', ratio <= 1.10)
+           '%.2fx' % ratio, '<= 1.10x', ratio <= 1.10 if JUDGED else None)
 
 
 def main():

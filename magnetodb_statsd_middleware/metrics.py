@@ -233,10 +233,11 @@ class MetricSet(object):
         ranking = self._ranking
         quantities = self._table_quantities
         string_types = compat.string_types
-        for table in tables:
-            if not table.active:
+        max_value = MAX_VALUE
+        sent = 0
+        for _, name, active, usage in tables:  # TableStats, unpacked
+            if not active:
                 continue
-            name = table.name
             if not (isinstance(name, string_types) and name):
                 counts.rejected += 1
                 self._mark_incomplete(sums, self._metrics)
@@ -249,12 +250,11 @@ class MetricSet(object):
             else:
                 own_measurements = []
             labels = (project, name)  # shared: see dialects
-            usage = table.usage
             valid = 0
             for metric, quantity in quantities:
                 value = usage.get(metric)
                 # Fast path for the usual JSON integer; the rest is checked.
-                if type(value) is not int or not 0 <= value <= MAX_VALUE:
+                if type(value) is not int or not 0 <= value <= max_value:
                     value = valid_value(value)
                 if value is None:
                     counts.rejected += 1
@@ -273,7 +273,8 @@ class MetricSet(object):
             elif ranking is not None:
                 ranking.offer(project, name, own_measurements)
             else:
-                counts.tables_sent += 1
+                sent += 1
+        counts.tables_sent += sent
         for metric in self._metrics:
             total = sums[metric]
             if own:

@@ -39,7 +39,6 @@ CLUSTER = 'coordination backend'
 collector_pid = None
 
 
-
 def _forget_the_parents_collector():
     """In a forked child: the parent's collector does not run here."""
     global collector_pid

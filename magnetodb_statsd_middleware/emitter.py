@@ -56,16 +56,13 @@ def resolve(host, port):
 
 
 class _CountingClient(statsd.StatsClient):
-    """statsd's UDP client, counting the datagrams it hands to the socket
-    and the ones the socket refuses (statsd itself drops those in
-    silence)."""
+    """statsd's UDP client, counting the datagrams the socket refuses
+    (statsd itself drops those in silence)."""
 
-    sent = 0
     unsent = 0
     send_error = ''  # why, the first time
 
     def _send(self, data):
-        self.sent += 1
         try:
             self._sock.sendto(data.encode('ascii'), self._addr)
         except compat.OS_ERRORS as exc:
@@ -95,8 +92,9 @@ class Emitter(object):
 
     @property
     def sent(self):
-        """Datagrams handed to the socket."""
-        return self._client.sent
+        """Datagrams handed to the socket this cycle (the pacer counts
+        them)."""
+        return self._pacer.sent
 
     @property
     def unsent(self):
@@ -185,7 +183,6 @@ class Emitter(object):
 class _PrintingClient(StatsClientBase):
     """A statsd client whose datagrams go to a stream, one line a metric."""
 
-    sent = 0
     unsent = 0
     send_error = ''
 
@@ -194,7 +191,6 @@ class _PrintingClient(StatsClientBase):
         self._prefix = None
 
     def _send(self, data):
-        self.sent += 1
         self._stream.write(data + '\n')
 
     def close(self):

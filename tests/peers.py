@@ -286,35 +286,45 @@ def make_settings(**overrides):
     return config.Settings(**values)
 
 
-def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
-    """What StatsD must hold for ``dataset`` (computed independently)."""
-    from magnetodb_statsd_middleware.metrics import safe_name
+def _expected(dataset, metrics, key, tables=None):
+    """Every gauge a cycle must leave for ``dataset``, whatever the naming:
+    ``key(level, quantity, project=None, table=None)`` names each (level
+    is 'table', 'project' or 'total'); only the ``(project, table)`` in
+    ``tables`` get table gauges when it is given."""
     gauges = {}
     totals = dict.fromkeys(metrics, 0)
-    tables = 0
-    for raw_project, rows in dataset.items():
-        project = safe_name(raw_project)
+    count = 0
+    for project, rows in dataset.items():
         sums = dict.fromkeys(metrics, 0)
         for table in rows:
-            tables += 1
+            count += 1
             if table.status != 'ACTIVE':
                 continue
             for metric in metrics:
                 value = getattr(table, metric)
-                gauges['%s.tables.%s.%s.%s' % (prefix, project,
-                                               safe_name(table.name),
-                                               metric)] = value
+                if tables is None or (project, table.name) in tables:
+                    gauges[key('table', metric, project, table.name)] = value
                 sums[metric] += value
         for metric in metrics:
-            gauges['%s.projects.%s.%s' % (prefix, project, metric)] = \
-                sums[metric]
+            gauges[key('project', metric, project)] = sums[metric]
             totals[metric] += sums[metric]
-        gauges['%s.projects.%s.tables' % (prefix, project)] = len(rows)
+        gauges[key('project', 'tables', project)] = len(rows)
     for metric in metrics:
-        gauges['%s.totals.%s' % (prefix, metric)] = totals[metric]
-    gauges['%s.totals.tables' % prefix] = tables
-    gauges['%s.totals.projects' % prefix] = len(dataset)
+        gauges[key('total', metric)] = totals[metric]
+    gauges[key('total', 'tables')] = count
+    gauges[key('total', 'projects')] = len(dataset)
     return gauges
+
+
+def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
+    """What StatsD must hold for ``dataset`` (computed independently)."""
+    from magnetodb_statsd_middleware.metrics import safe_name
+    plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
+
+    def key(level, quantity, project=None, table=None):
+        names = [safe_name(raw) for raw in (project, table) if raw is not None]
+        return '.'.join([prefix, plural[level]] + names + [quantity])
+    return _expected(dataset, metrics, key)
 
 
 def expected_label(raw, lower):
@@ -349,36 +359,13 @@ def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
     when it is given."""
     user = dict(user_labels)
 
-    def key(name, **labels):
+    def key(level, quantity, project=None, table=None):
         labels = dict((k, expected_label(v, lower))
-                      for k, v in labels.items())
+                      for k, v in (('project', project), ('table', table))
+                      if v is not None)
         labels.update(user)
-        return graphite_key('%s.%s' % (prefix, name), labels)
-
-    gauges = {}
-    totals = dict.fromkeys(metrics, 0)
-    count = 0
-    for project, rows in dataset.items():
-        sums = dict.fromkeys(metrics, 0)
-        for table in rows:
-            count += 1
-            if table.status != 'ACTIVE':
-                continue
-            for metric in metrics:
-                value = getattr(table, metric)
-                if tables is None or (project, table.name) in tables:
-                    gauges[key('table.' + metric, project=project,
-                               table=table.name)] = value
-                sums[metric] += value
-        for metric in metrics:
-            gauges[key('project.' + metric, project=project)] = sums[metric]
-            totals[metric] += sums[metric]
-        gauges[key('project.tables', project=project)] = len(rows)
-    for metric in metrics:
-        gauges[key('total.' + metric)] = totals[metric]
-    gauges[key('total.tables')] = count
-    gauges[key('total.projects')] = len(dataset)
-    return gauges
+        return graphite_key('%s.%s.%s' % (prefix, level, quantity), labels)
+    return _expected(dataset, metrics, key, tables)
 
 
 def fixture_stats(base_url):

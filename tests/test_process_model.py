@@ -75,7 +75,7 @@ def test_sigkill_of_the_emitter_hands_over_within_an_interval(
     failover = takeover - killed
     # The survivors retry the lock once per interval; the new emitter's
     # first listing request follows at once.
-    assert failover <= INTERVAL + 0.5, failover
+    assert failover <= INTERVAL + peers.SCHEDULING_SLACK, failover
     new_pids = {pid for _, pid in peers.polls(request_log, takeover)}
     assert holder not in new_pids and len(new_pids) == 1
     print('failover after SIGKILL: %.2fs' % failover)
@@ -98,4 +98,4 @@ def test_a_clean_stop_releases_the_lock_at_once(
     peers.wait_for(lambda: peers.lock_holder(lock_path) ==
                    second.process.pid, timeout=10,
                    message='the second server to take over')
-    assert time.time() - stopped <= INTERVAL + 1.0
+    assert time.time() - stopped <= INTERVAL + peers.SCHEDULING_SLACK

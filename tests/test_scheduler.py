@@ -71,12 +71,14 @@ def test_cycles_never_overlap_and_a_long_one_delays_the_next(
 
 
 def test_interval_is_between_starts(serve, run_scheduler):
-    app = SlowAPI(delay=0.3)
-    run_scheduler(serve(app), interval=1)
+    # A loop that waited a whole interval after each 1.2 s cycle would
+    # start every 3.2 s or more: told apart even when the CPU comes late.
+    app = SlowAPI(delay=1.2)
+    run_scheduler(serve(app), interval=2)
     peers.wait_for(lambda: len(app.spans) >= 3, message='three cycles')
     starts = [start for start, _ in app.spans]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert all(0.9 <= gap < 1.3 for gap in gaps), gaps
+    assert all(1.5 <= gap < 3.2 for gap in gaps), gaps
 
 
 def test_initial_delay_is_honoured(serve, run_scheduler):

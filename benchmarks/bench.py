@@ -353,9 +353,13 @@ def stage_split(fixture, settings):
             client.close()
 
     tables = run_cycle(settings).counts.tables
+    # Every datagram of a cycle, read while they come: a receiver read
+    # after the cycle would see only what its buffer held.
     receiver = peers.UDPReceiver()
     counted = make_settings(fixture, receiver.port, send_rate=0)
+    reader = peers.start_thread(receiver.drain)
     run_cycle(counted)
+    reader.join()
     receiver.drain()
     sizes = [len(d) for d in receiver.datagrams]
     receiver.close()

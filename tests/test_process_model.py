@@ -94,8 +94,10 @@ def test_a_clean_stop_releases_the_lock_at_once(
     assert peers.lock_holder(lock_path) == holder
     first.process.send_signal(signal.SIGINT)
     stopped = time.time()
-    peers.wait_exit(first.process, 10)
     peers.wait_for(lambda: peers.lock_holder(lock_path) ==
                    second.process.pid, timeout=10,
                    message='the second server to take over')
     assert time.time() - stopped <= INTERVAL + peers.SCHEDULING_SLACK
+    # The lock is handed over first; the process may take longer to exit
+    # on a loaded machine.
+    peers.wait_exit(first.process, 30)

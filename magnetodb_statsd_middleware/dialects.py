@@ -92,24 +92,28 @@ class _Spelling(object):
         safe_labels = ()
         first = safe_first = None
         lines = []
+        append = lines.append
         for quantity, labels, value in measurements:
             template = templates.get(quantity)
             if template is None:
                 template = templates[quantity] = self._template(quantity)
             if labels is not last_labels:
                 last_labels = labels
-                if not labels:
-                    safe_labels = ()
-                else:
+                if labels:
                     if labels[0] is not first:
                         first = labels[0]
                         safe_first = safe(first)
-                    safe_labels = ((safe_first,)
-                                   + tuple(map(safe, labels[1:])))
+                    if len(labels) == 2:  # (project, table), (host, check)
+                        safe_labels = (safe_first, safe(labels[1]))
+                    else:
+                        safe_labels = ((safe_first,)
+                                       + tuple(map(safe, labels[1:])))
+                else:
+                    safe_labels = ()
             if value_first:
-                lines.append(template % ((value,) + safe_labels))
+                append(template % ((value,) + safe_labels))
             else:
-                lines.append(template % (safe_labels + (value,)))
+                append(template % (safe_labels + (value,)))
         return lines
 
 

@@ -7,8 +7,10 @@ packs the lines into datagrams of at most ``max_packet_size`` bytes
 allows), and the ``statsd`` package's client sends them. The packing is
 ours rather than the package's pipeline, which concatenates a datagram
 line by line: this is the hot loop of a cycle (two lines per table, two
-million for a large cloud), where a list and a join cost half, and the
-pacing needs to know how many datagrams a batch is before it goes.
+million for a large cloud). A project's lines are joined once and cut at
+the last line end that fits, which costs a few string operations per
+datagram instead of several per line, and the pacing needs to know how
+many datagrams a batch is before it goes.
 
 Around it: the host is resolved again at every cycle (a DNS change needs
 no restart, a DNS failure only fails that cycle); a line that could never
@@ -84,8 +86,7 @@ class Emitter(object):
         self._limit = settings.max_packet_size
         self._pacer = pacer if pacer is not None else pacing.Pacer(settings)
         self._client = None
-        self._lines = []  # of the datagram being filled
-        self._length = -1  # its size: the lines and the '\n' between them
+        self._pending = ''  # the datagram being filled: whole lines
         self._batch = []  # datagrams ready to go
         self._batch_bytes = 0
         self.oversize = 0
@@ -136,31 +137,40 @@ class Emitter(object):
         datagram is dropped and counted in :attr:`oversize`.
         """
         limit = self._limit
-        lines = self._lines
-        length = self._length
         for spelling in self._spellings:
-            for line in spelling.lines(measurements):
-                size = len(line)
-                if length + 1 + size > limit:
-                    if size > limit:
-                        self.oversize += 1
-                        continue
-                    self._end_datagram()
-                    length = -1
-                lines.append(line)
-                length += 1 + size
-        self._length = length
+            lines = spelling.lines(measurements)
+            if not lines:
+                continue
+            text = '\n'.join(lines)
+            if self._pending:
+                text = self._pending + '\n' + text
+            start = 0
+            # Lines hold no '\n': a datagram ends at the last line end
+            # within ``limit`` characters, and none ends there when the
+            # first line is longer than that.
+            while len(text) - start > limit:
+                end = text.rfind('\n', start, start + limit + 1)
+                if end != -1:
+                    self._queue(text[start:end])
+                else:
+                    self.oversize += 1
+                    end = text.find('\n', start + limit + 1)
+                    if end == -1:
+                        end = len(text)
+                start = end + 1
+            self._pending = text[start:]
 
     def _end_datagram(self):
-        """The lines queued so far make one datagram."""
-        if self._lines:
-            datagram = '\n'.join(self._lines)
-            self._batch.append(datagram)
-            self._batch_bytes += len(datagram)
-            del self._lines[:]
-            self._length = -1
-            if self._batch_bytes >= BATCH_BYTES:
-                self._send_batch()
+        """The lines pending make one datagram."""
+        if self._pending:
+            self._queue(self._pending)
+            self._pending = ''
+
+    def _queue(self, datagram):
+        self._batch.append(datagram)
+        self._batch_bytes += len(datagram)
+        if self._batch_bytes >= BATCH_BYTES:
+            self._send_batch()
 
     def _send_batch(self):
         """Wait as long as the pacer says, then hand the batch over."""

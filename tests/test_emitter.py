@@ -3,6 +3,7 @@
 from __future__ import division
 
 import logging
+import random
 import socket
 
 import pytest
@@ -56,6 +57,55 @@ def test_a_line_that_cannot_fit_is_dropped_and_counted(udp):
                  max_packet_size=512)
     assert udp.lines == ['magnetodb.tables.p.ok.size:2|g']
     assert sink.oversize == 1
+
+
+def _greedy(lines, limit):
+    """The packing promised, written plainly: lines in order, as many to a
+    datagram as fit, a line longer than a datagram left out."""
+    datagrams, current = [], None
+    for line in lines:
+        if len(line) > limit:
+            continue
+        if current is not None and len(current) + 1 + len(line) <= limit:
+            current += '\n' + line
+        else:
+            if current is not None:
+                datagrams.append(current)
+            current = line
+    if current is not None:
+        datagrams.append(current)
+    return datagrams
+
+
+def test_datagrams_are_packed_greedily_across_sends(udp):
+    """Lines too long, exactly as long as a datagram, and carried over
+    from one send() to the next: the datagrams are what a plain greedy
+    packing makes of the whole sequence."""
+    rng = random.Random(7)
+    limit = 64
+    exact = 'x' * (limit - len('magnetodb.tables.p..size:5|g'))
+    sends = []
+    for _ in range(60):
+        measurements = [(SIZE, ('p', 'n' * rng.randint(1, 60)),
+                         rng.randint(0, 10 ** 6))
+                        for _ in range(rng.randint(0, 12))]
+        if rng.random() < 0.3:
+            measurements.insert(rng.randint(0, len(measurements)),
+                                (SIZE, ('p', exact), 5))
+        sends.append(measurements)
+    settings = peers.make_settings(statsd_port=udp.port, send_rate=0,
+                                   max_packet_size=limit)
+    with emitter.Emitter(settings) as sink:
+        for measurements in sends:
+            sink.send(measurements)
+    lines = ['magnetodb.tables.p.%s.size:%d|g' % (labels[1], value)
+             for measurements in sends for _, labels, value in measurements]
+    expected = _greedy(lines, limit)
+    peers.wait_for(lambda: len(udp.drain()) >= len(expected),
+                   message='every datagram')
+    assert [d.decode('ascii') for d in udp.datagrams] == expected
+    assert sink.oversize == sum(len(line) > limit for line in lines) > 0
+    assert any(len(d) == limit for d in expected)
 
 
 def test_emit_legacy_sends_both_spellings(udp):

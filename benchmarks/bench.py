@@ -290,7 +290,7 @@ def bench_cpu(fixture):
     settings = make_settings(fixture, udp_port, send_rate=0)
     targets = _recorded_targets(settings)
     ours, theirs = [], []
-    for _ in range(9):  # interleaved; the best of each, on a noisy machine
+    for _ in range(9):
         gc.collect()
         started = cpu_time()
         result = run_cycle(settings)
@@ -300,13 +300,20 @@ def bench_cpu(fixture):
         tables = baseline_cycle(fixture, targets, udp_port, 512, 'magnetodb')
         theirs.append(cpu_time() - started)
     assert tables == result.counts.tables
-    ratio = min(ours) / min(theirs)
+    # The CPU time of one loop moves by a third from one run to the next
+    # on this shared virtual machine: each of our runs is compared with
+    # the baseline's run right after it, and the median of those ratios
+    # is the figure (the best of each side may come from different
+    # states of the machine).
+    ratios = sorted(a / b for a, b in zip(ours, theirs))
+    ratio = ratios[len(ratios) // 2]
     report('2. collector CPU / minimal stdlib loop, %d tables'
            % result.counts.tables, '%.2fx' % ratio, '<= 1.30x',
            ratio <= 1.3 if JUDGED else None)
-    say('   CPU per table: ours %.1f us, baseline %.1f us; %d pages'
-        % (min(ours) / tables * 1e6, min(theirs) / tables * 1e6,
-           result.counts.pages))
+    say('   ratios of 9 interleaved pairs %.2f-%.2fx; CPU per table, best '
+        'of 9: ours %.1f us, baseline %.1f us; %d pages'
+        % (ratios[0], ratios[-1], min(ours) / tables * 1e6,
+           min(theirs) / tables * 1e6, result.counts.pages))
 
 
 class _CountingSink(object):

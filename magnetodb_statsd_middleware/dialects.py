@@ -103,7 +103,7 @@ class _Spelling(object):
                     if labels[0] is not first:
                         first = labels[0]
                         safe_first = safe(first)
-                    if len(labels) == 2:  # (project, table), (host, check)
+                    if len(labels) == 2:  # (project, table), (host, subsystem)
                         safe_labels = (safe_first, safe(labels[1]))
                     else:
                         safe_labels = ((safe_first,)

@@ -27,7 +27,6 @@ import sys
 import time
 
 import statsd
-from statsd.client.base import StatsClientBase
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
@@ -190,15 +189,15 @@ class Emitter(object):
         self._batch_bytes = 0
 
 
-class _PrintingClient(StatsClientBase):
-    """A statsd client whose datagrams go to a stream, one line a metric."""
+class _PrintingClient(object):
+    """Stands in for the statsd client: the datagrams go to a stream, one
+    line a metric (the emitter only ever calls ``_send`` and ``close``)."""
 
     unsent = 0
     send_error = ''
 
     def __init__(self, stream):
         self._stream = stream
-        self._prefix = None
 
     def _send(self, data):
         self._stream.write(data + '\n')

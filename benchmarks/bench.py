@@ -285,20 +285,25 @@ def _recorded_targets(settings):
     return targets
 
 
+def _cpu_of(function):
+    """``(result, CPU seconds)`` of one call, garbage collected before."""
+    gc.collect()
+    started = cpu_time()
+    result = function()
+    return result, cpu_time() - started
+
+
 def bench_cpu(fixture):
     udp_port = peers.free_port(socket.SOCK_DGRAM)  # nobody listens
     settings = make_settings(fixture, udp_port, send_rate=0)
     targets = _recorded_targets(settings)
     ours, theirs = [], []
     for _ in range(9):
-        gc.collect()
-        started = cpu_time()
-        result = run_cycle(settings)
-        ours.append(cpu_time() - started)
-        gc.collect()
-        started = cpu_time()
-        tables = baseline_cycle(fixture, targets, udp_port, 512, 'magnetodb')
-        theirs.append(cpu_time() - started)
+        result, spent = _cpu_of(lambda: run_cycle(settings))
+        ours.append(spent)
+        tables, spent = _cpu_of(lambda: baseline_cycle(
+            fixture, targets, udp_port, 512, 'magnetodb'))
+        theirs.append(spent)
     assert tables == result.counts.tables
     # The CPU time of one loop moves by a third from one run to the next
     # on this shared virtual machine: each of our runs is compared with
@@ -336,13 +341,7 @@ class _CountingSink(object):
 
 
 def _best_cpu(function, times=5):
-    spent = []
-    for _ in range(times):
-        gc.collect()
-        started = cpu_time()
-        function()
-        spent.append(cpu_time() - started)
-    return min(spent)
+    return min(_cpu_of(function)[1] for _ in range(times))
 
 
 def stage_split(fixture, settings):
@@ -754,10 +753,8 @@ def bench_label_cpu(big):
         for mode, top in modes:
             settings = make_settings(big, port, send_rate=0, label_mode=mode,
                                      top_tables=top)
-            gc.collect()
-            started = cpu_time()
-            result = run_cycle(settings)
-            best[mode, top] = min(best[mode, top], cpu_time() - started)
+            result, spent = _cpu_of(lambda: run_cycle(settings))
+            best[mode, top] = min(best[mode, top], spent)
             assert result.completed, result.error
             tables = result.counts.tables
     per_table = dict((key, spent / tables * 1e6)

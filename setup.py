@@ -44,6 +44,10 @@ setuptools.setup(
             'tooz>=1.34,<2; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
             'gunicorn>=19.3',
+            # uWSGI from PyPI: 2.0.19.1 is the last for 2.7 (no Python
+            # threads without enable-threads); 2.0.30 runs them always.
+            'pyuwsgi>=2.0.19.1,<2.0.20; python_version < "3"',
+            'pyuwsgi>=2.0.30,<2.1; python_version >= "3"',
             'Paste>=2.0.2',
             'PasteDeploy>=1.5.2',
             'fixtures>=3',

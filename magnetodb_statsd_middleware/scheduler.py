@@ -25,6 +25,7 @@ from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import uwsgihost
 
 LOG = logging.getLogger(__name__)
 
@@ -215,6 +216,8 @@ class ProcessCollector(object):
         self._guards = {}
         self.scheduler = None
         self.settings = None
+        self._left_to_workers = False
+        self._said_threads_off = False
         atexit.register(self.stop)
 
     def _guard(self):
@@ -235,11 +238,35 @@ class ProcessCollector(object):
                             'used')
                 return
             self.settings = settings
-            self._start_locked()
+            if uwsgihost.in_master():
+                self._leave_to_workers()
+            else:
+                self._start_locked()
+
+    def _leave_to_workers(self):
+        """uWSGI's master: start nothing here, but in each worker as soon
+        as it is forked (see :mod:`.uwsgihost`)."""
+        if self._left_to_workers:
+            return
+        self._left_to_workers = True
+        if not uwsgihost.runs_threads():
+            self._threads_off()
+            return
+        LOG.info('uWSGI master (pid %d): the StatsD collector starts in '
+                 'each worker after its fork, never here', os.getpid())
+        uwsgihost.start_in_workers(self.start_from_request)
+
+    def _threads_off(self):
+        """Say that no collector can run, once for the whole server: in
+        its master, or else (``lazy-apps``) in worker 1; a worker forked
+        from a master that said it stays silent."""
+        if not self._said_threads_off and uwsgihost.first_process():
+            LOG.error(uwsgihost.THREADS_OFF)
+        self._said_threads_off = True
 
     def start_from_request(self):
         """Called by a request when :data:`collector_pid` is not this
-        process; never raises into the request."""
+        process, and in a uWSGI worker just forked; never raises."""
         try:
             with self._guard():
                 if collector_pid != os.getpid():
@@ -257,6 +284,9 @@ class ProcessCollector(object):
             scheduler = self.scheduler = None
         collector_pid = os.getpid()  # before start: it may die at once
         if scheduler is not None and scheduler.alive:
+            return
+        if not uwsgihost.runs_threads():
+            self._threads_off()  # requests need not ask again
             return
         self.scheduler = Scheduler(self.settings, self._loop_died)
         self.scheduler.start()

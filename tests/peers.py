@@ -431,6 +431,52 @@ use = egg:gunicorn#main
 """
 
 
+# uWSGI reads the collector's logging from the ini (--paste-logger).
+UWSGI_LOGGING = """
+[loggers]
+keys = root
+
+[handlers]
+keys = stderr
+
+[formatters]
+keys = plain
+
+[logger_root]
+level = INFO
+handlers = stderr
+
+[handler_stderr]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = plain
+
+[formatter_plain]
+format = %(process)d %(levelname)s %(name)s: %(message)s
+"""
+
+
+def uwsgi_command(server):
+    """How to run a real uWSGI with this interpreter, or None.
+
+    ``uwsgi``: PyPI's pyuwsgi in this environment (2.0.30 on 3.x, where
+    Python threads are always on; 2.0.19.1 on 2.7, where they are off
+    without enable-threads). ``uwsgi-debian``: Debian 12's uWSGI 2.0.21
+    with its plugin for this Python (threads off by default), on this
+    environment's libraries.
+    """
+    if server == 'uwsgi':
+        try:
+            import pyuwsgi  # noqa: F401
+        except ImportError:
+            return None
+        return [sys.executable, '-c', 'import pyuwsgi; pyuwsgi.run()']
+    binary = '/usr/bin/uwsgi_python%d%d' % sys.version_info[:2]
+    if not os.path.exists(binary):
+        return None
+    return [binary, '--virtualenv', sys.prefix]
+
+
 # gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and
 # knows its gthread worker by class path only.
 GUNICORN = ('import apps; apps.configure_logging(); '
@@ -441,7 +487,9 @@ WORKER_CLASSES = {'sync': 'gunicorn.workers.sync.SyncWorker',
 
 
 class APIServer(object):
-    """magnetodb-api stand-in in a subprocess: eventlet.wsgi or gunicorn.
+    """magnetodb-api stand-in in a subprocess: eventlet.wsgi, gunicorn or
+    uWSGI (``uwsgi``, ``uwsgi-debian``: see :func:`uwsgi_command`; the
+    master loads the app and forks ``workers``, unless ``lazy_apps``).
 
     The ini is shaped like MagnetoDB's (urlmap composite, oslo_config_args)
     and lists the statsd filter in two pipelines; the monitoring app is the
@@ -453,7 +501,7 @@ class APIServer(object):
     def __init__(self, workdir, conf, server='eventlet', workers=3,
                  preload=False, filter_options='', fixture_options='',
                  data_options='', port=None, threads=4, run_as=(),
-                 env=None):
+                 env=None, lazy_apps=False, enable_threads=True):
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.monitoring_url = self.url + MONITORING_PATH
@@ -463,6 +511,8 @@ class APIServer(object):
             f.write(PASTE_INI.format(filter_options=filter_options,
                                      fixture_options=fixture_options,
                                      data_options=data_options))
+            if server.startswith('uwsgi'):
+                f.write(UWSGI_LOGGING)
         with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
             f.write(conf.replace('$api', self.monitoring_url).replace(
                 '$health', self.url + '/healthcheck?fullcheck=true'))
@@ -473,6 +523,16 @@ class APIServer(object):
         if server == 'eventlet':
             command = [sys.executable, os.path.join(here, 'apiserver.py'),
                        ini, str(self.port)]
+        elif server.startswith('uwsgi'):
+            command = uwsgi_command(server) + [
+                '--master', '--processes', str(workers),
+                '--http-socket', '127.0.0.1:%d' % self.port,
+                '--paste', 'config:' + ini, '--paste-logger',
+                '--die-on-term', '--need-app', '--disable-logging']
+            if lazy_apps:
+                command.append('--lazy-apps')
+            if enable_threads:
+                command.append('--enable-threads')
         else:
             command = [sys.executable, '-c', GUNICORN, '--paste', ini,
                        '--bind', '127.0.0.1:%d' % self.port,

@@ -75,12 +75,18 @@ def _unreadable_cause(unreadable):
 
 
 def _send_health(settings, outages, sink):
-    measurements, error = health.health_measurements(settings)
-    sink.send(measurements)
-    if error:
-        outages.failed(HEALTH, error)
+    """Send this host's health; False when it was withheld: no answer
+    during the start-up grace is the server starting, not a host down."""
+    checked = health.health_measurements(settings)
+    if checked.error and not checked.answered and outages.in_grace:
+        outages.failed(HEALTH, checked.error)  # quiet: DEBUG
+        return False
+    sink.send(checked.measurements)
+    if checked.error:
+        outages.failed(HEALTH, checked.error)
     else:
         outages.succeeded(HEALTH)
+    return True
 
 
 def _send_tables(settings, outages, sink, started, selector, memory):
@@ -154,8 +160,10 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
         pacer = pacing.Pacer(settings)
     try:
         with sink_factory(settings, pacer) as sink:
-            if settings.healthcheck_url:
-                _send_health(settings, outages, sink)
+            if (settings.healthcheck_url
+                    and not _send_health(settings, outages, sink)):
+                result = CycleResult(False, result.counts,
+                                     'health check not answering yet')
             if tables:
                 result = _send_tables(settings, outages, sink, started,
                                       selector, memory)

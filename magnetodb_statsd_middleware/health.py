@@ -9,6 +9,7 @@ ERROR, and 0 when the check is unreachable, answers 503 or answers
 nonsense.
 """
 
+import collections
 import json
 
 from magnetodb_statsd_middleware import compat
@@ -33,8 +34,14 @@ def _subsystems(text, shown):
     return body
 
 
+# What to send, the failure if any, and whether the server answered at
+# all (False: refused, timed out; the server may still be starting).
+HealthCheck = collections.namedtuple('HealthCheck',
+                                     'measurements error answered')
+
+
 def health_measurements(settings):
-    """``(measurements, error)``: what to send, and the failure, if any."""
+    """The :data:`HealthCheck` of this host, read now."""
     host = settings.host_name
     getter = httpget.HttpGetter(settings.healthcheck_url, settings)
     params = compat.parse_qsl(getter.query)
@@ -43,7 +50,9 @@ def health_measurements(settings):
                                          accept=(200, 503))
         body = _subsystems(text, shown)
     except (httpget.HttpError, HealthError) as exc:
-        return [(metrics.HEALTH, (host, OVERALL), 0)], compat.to_text(exc)
+        answered = getattr(exc, 'status', 0) is not None
+        return HealthCheck([(metrics.HEALTH, (host, OVERALL), 0)],
+                           compat.to_text(exc), answered)
     finally:
         getter.close()
     measurements = []
@@ -57,4 +66,4 @@ def health_measurements(settings):
         healthy = healthy and (ok or state != 'error')
         measurements.append((metrics.HEALTH, (host, subsystem), int(ok)))
     measurements.append((metrics.HEALTH, (host, OVERALL), int(healthy)))
-    return measurements, ''
+    return HealthCheck(measurements, '', True)

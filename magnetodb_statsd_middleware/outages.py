@@ -6,9 +6,10 @@ with its cause, a changed cause again at ERROR, a repeat at DEBUG, and the
 recovery once at INFO.
 
 The collector starts when the paste app is built, before the server
-listens: a failure of its own monitoring API during a short start-up grace
-is expected and only logged at DEBUG, until the first complete cycle ends
-the grace.
+listens: a failure of its own monitoring API or health check during a
+short start-up grace is expected and only logged at DEBUG, until the first
+complete cycle ends the grace (and the cycle sends no health gauge for a
+health check that did not answer at all meanwhile).
 """
 
 import logging

@@ -66,7 +66,8 @@ class Scheduler(object):
         self._sink_factory = sink_factory
         self.pacer = pacing.Pacer(settings)
         self.outages = outages.OutageLog(grace=STARTUP_GRACE,
-                                         grace_for=(cycle.MONITORING,))
+                                         grace_for=(cycle.MONITORING,
+                                                    cycle.HEALTH))
         # The projects' listing order, for the next cycle to get past a
         # page that fails.
         self.memory = listing.ListingMemory()

@@ -9,11 +9,12 @@ import peers
 
 @pytest.fixture
 def serve():
-    """``serve(app)`` -> LoopbackServer, shut down after the test."""
+    """``serve(app, port=0)`` -> LoopbackServer, shut down after the
+    test."""
     servers = []
 
-    def start(app):
-        server = peers.LoopbackServer(app)
+    def start(app, port=0):
+        server = peers.LoopbackServer(app, port)
         servers.append(server)
         return server
 

@@ -15,7 +15,7 @@ from magnetodb_statsd_middleware import outages
 
 def _gauges(url, host_name='api-1'):
     """``([(dotted name, value)], error)``."""
-    measurements, error = health.health_measurements(peers.make_settings(
+    measurements, error, _ = health.health_measurements(peers.make_settings(
         healthcheck_url=url, host_name=host_name, request_timeout=2))
     lines = dialects.Dotted('x').lines(measurements)
     return [(line[2:].split(':')[0], int(line.split(':')[1][:-2]))

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import time
 
 import pytest
 
@@ -213,6 +214,22 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
     else:
         assert pollers == {server.process.pid}
     assert 'Traceback' not in server.log
+
+
+def test_a_healthy_start_sends_no_false_health_alarm(magnetodb, udp, prefix):
+    """magnetodb-api-server builds the filter before it listens, so its
+    first health check is refused: the first seconds on the wire carry
+    no health gauge of 0, and the log no ERROR."""
+    port = peers.free_port()
+    started = time.time()
+    server = magnetodb(HEALTHY[:50], port=port, statsd=_statsd_options(
+        udp, prefix, port, 'h'))
+    while time.time() < started + 10:  # the window is the assertion
+        udp.drain()
+    health = [line for line in udp.lines if '.health.' in line]
+    assert '%s.health.h.overall:1|g' % prefix in health
+    assert not [line for line in health if line.endswith(':0|g')], health
+    assert 'health check failed' not in server.log
 
 
 def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):

@@ -199,6 +199,66 @@ def test_startup_failures_are_quiet_until_the_grace_ends(
     assert len(errors) == 1 and 'refused' in errors[0].getMessage()
 
 
+def _health_lines(udp):
+    udp.drain()
+    return [line for line in udp.lines if '.health.' in line]
+
+
+def test_a_starting_server_is_no_false_health_alarm(serve, udp, caplog):
+    """The collector starts before the server listens: the refused health
+    check sends no gauge and logs no ERROR; once it answers, 1 is sent."""
+    caplog.set_level(logging.DEBUG)
+    port = peers.free_port()
+    base = 'http://127.0.0.1:%d' % port
+    instance = scheduler.Scheduler(peers.make_settings(
+        monitoring_url=base + peers.MONITORING_PATH, statsd_port=udp.port,
+        healthcheck_url=base + '/healthcheck?fullcheck=true',
+        host_name='h', interval=60))
+    instance.start()
+    try:
+        peers.wait_for(lambda: [r for r in caplog.records
+                                if 'health check not ready yet'
+                                in r.getMessage()],
+                       message='a refused health check')
+        app = fakeapi.FakeMonitoringAPI(fakeapi.build_dataset())
+        health = fakeapi.FakeHealthCheck()
+        serve(lambda environ, start_response: (
+            health if environ['PATH_INFO'] == '/healthcheck' else app)(
+                environ, start_response), port=port)
+        # Retried within a second, not after the 60 s interval.
+        peers.wait_for(lambda: 'magnetodb.health.h.overall:1|g'
+                       in _health_lines(udp), timeout=5,
+                       message='the health gauge once the server answers')
+    finally:
+        instance.stop()
+    assert not [line for line in _health_lines(udp) if line.endswith(':0|g')]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_health_check_still_refused_after_the_grace_is_a_failure(
+        monkeypatch, serve, udp, caplog):
+    monkeypatch.setattr(scheduler, 'STARTUP_GRACE', 1.0)
+    monkeypatch.setattr(scheduler, 'STARTUP_RETRY', 0.2)
+    api = serve(fakeapi.FakeMonitoringAPI(fakeapi.build_dataset()))
+    dead = 'http://127.0.0.1:%d/healthcheck' % peers.free_port()
+    # Only the health check is refused, and the grace runs out: with table
+    # metrics left to another host, the cycle is health alone.
+    instance = scheduler.Scheduler(peers.make_settings(
+        monitoring_url=api.url, statsd_port=udp.port, healthcheck_url=dead,
+        host_name='h', interval=60))
+    monkeypatch.setattr(instance, '_cluster_elected', lambda: False)
+    instance.start()
+    try:
+        peers.wait_for(lambda: 'magnetodb.health.h.overall:0|g'
+                       in _health_lines(udp), timeout=5,
+                       message='health 0 after the grace')
+    finally:
+        instance.stop()
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and errors[0].startswith('health check failed')
+
+
 def test_join_gives_up_after_its_timeout():
     # Under eventlet 0.40+ on Python 3.13 a green join(timeout) raises
     # eventlet's Timeout: runtime.join must answer False either way.

@@ -47,9 +47,12 @@ def _fail(message):
     return 1
 
 
-def _check(settings):
-    """One line per peer; True when every check passed."""
+def _check(settings, conf):
+    """One line per peer; True when every check passed (a WARN line, such
+    as a misspelt option name, does not fail it)."""
     results = [('OK', 'configuration', 'valid')]
+    results.extend(('WARN', 'configuration', problem)
+                   for problem in config.unknown_options(conf))
     client = monitoring.MonitoringClient(settings)
     try:
         rows = client.probe()
@@ -97,19 +100,23 @@ def main(argv=None):
     try:
         conf(sys.argv[1:] if argv is None else argv, project='magnetodb',
              prog=PROG)
-        settings = config.load_settings(conf=conf, standalone=True)
-    except (cfg.Error, config.ConfigError) as exc:
+    except cfg.Error as exc:
         return _fail(compat.to_text(exc).splitlines()[0])
     level = logging.DEBUG if conf.debug else logging.INFO
     if conf.once or conf.check:
         level = logging.CRITICAL  # the outcome is printed instead
+    # Before the settings are read: reading them may warn.
     logging.basicConfig(level=level, stream=sys.stderr,
                         format='%(asctime)s %(levelname)s %(name)s: '
                                '%(message)s')
+    try:
+        settings = config.load_settings(conf=conf, standalone=True)
+    except config.ConfigError as exc:
+        return _fail(compat.to_text(exc).splitlines()[0])
     sink_factory = (emitter.DryRunEmitter if conf.dry_run
                     else emitter.Emitter)
     if conf.check:
-        return 0 if _check(settings) else 1
+        return 0 if _check(settings, conf) else 1
     if conf.once:
         result = cycle.run_cycle(settings, outages.OutageLog(), sink_factory)
         if not result.completed:

@@ -8,6 +8,8 @@ the package receives a frozen :class:`Settings` and never reads oslo.config.
 """
 
 import collections
+import difflib
+import glob
 import hashlib
 import logging
 import os
@@ -101,13 +103,86 @@ def default_host_name():
     return socket.gethostname().split('.', 1)[0]
 
 
-def _convert(name, value):
-    """Convert a paste string with the option's own oslo.config type."""
+PASTE_SECTION = 'the paste filter section'
+
+# Warnings already given in this process: several pipelines build the
+# filter, and each would say the same again.
+_WARNED = set()
+
+
+def _shown(name, value):
+    """A value as a message may show it: a secret never."""
+    return '***' if _OPTS_BY_NAME[name].secret else repr(value)
+
+
+def _invalid(name, value, source, exc):
+    return ConfigError('[statsd] %s = %s (%s) is invalid: %s'
+                       % (name, _shown(name, value), source, exc))
+
+
+def _convert(name, value, source=PASTE_SECTION):
+    """Convert a raw string with the option's own oslo.config type."""
     try:
         return _OPTS_BY_NAME[name].type(value)
     except ValueError as exc:
-        raise ConfigError('[statsd] %s = %r is invalid: %s'
-                          % (name, value, exc))
+        raise _invalid(name, value, source, exc)
+
+
+def _config_files(conf):
+    """The oslo.config files ``conf`` read, in the order it read them."""
+    try:
+        files = list(conf.config_file or ())
+        dirs = conf.config_dir or ()
+    except cfg.Error:  # never parsed: no files
+        return []
+    if isinstance(dirs, compat.string_types):
+        dirs = [dirs]
+    for directory in dirs:
+        files.extend(sorted(glob.glob(os.path.join(directory, '*.conf'))))
+    return files
+
+
+def file_values(conf):
+    """``{key: (raw value, file)}`` of the ``[statsd]`` sections of the
+    files ``conf`` read, every key as written; the last one wins, as in
+    oslo.config."""
+    found = {}
+    for path in _config_files(conf):
+        sections = {}
+        try:
+            cfg.ConfigParser(path, sections).parse()
+        except (cfg.Error, ValueError) + compat.OS_ERRORS:
+            continue  # oslo.config itself said what is wrong with it
+        for section, values in sections.items():
+            if section.lower() == opts.GROUP:
+                for key, raw in values.items():
+                    found[key] = (raw[-1], path)
+    return found
+
+
+def unknown_options(conf, local_conf=None):
+    """One line per unknown ``[statsd]`` option name, with the nearest
+    known name: in the paste section, then in the oslo.config files."""
+    keys = [(key, PASTE_SECTION) for key in sorted(local_conf or ())
+            if key not in OSLO_SOURCE_KEYS]
+    keys.extend((key, source) for key, (_, source)
+                in sorted(file_values(conf).items()))
+    problems = []
+    for key, source in keys:
+        if key in _OPTS_BY_NAME:
+            continue
+        nearest = difflib.get_close_matches(key, list(_OPTS_BY_NAME), 1)
+        problems.append('unknown option %r in [statsd] of %s is ignored%s'
+                        % (key, source, '; did you mean %r?' % nearest[0]
+                           if nearest else ''))
+    return problems
+
+
+def _warn_unknown(conf, local_conf):
+    for problem in unknown_options(conf, local_conf):
+        if problem not in _WARNED:
+            _WARNED.add(problem)
+            LOG.warning('StatsD filter: %s', problem)
 
 
 def _oslo_conf_from_paste(global_conf, local_conf):
@@ -144,15 +219,21 @@ def _oslo_conf_from_paste(global_conf, local_conf):
 
 
 def _oslo_values(conf):
-    """Read every ``[statsd]`` value, naming the option on a bad one."""
+    """Read every ``[statsd]`` value; a bad one's error names the option,
+    the value and its file, in words of ours (oslo.config's own message
+    carries its internals)."""
     group = getattr(conf, opts.GROUP)
     values = {}
     for name in _OPTS_BY_NAME:
         try:
             values[name] = getattr(group, name)
         except (cfg.ConfigFileValueError, ValueError) as exc:
-            raise ConfigError('[statsd] %s is invalid: %s'
-                              % (name, exc))
+            raw, source = file_values(conf).get(name, (None, None))
+            if raw is None:
+                raise ConfigError('[statsd] %s is invalid: %s'
+                                  % (name, exc))
+            _convert(name, raw, source)  # raises with the type's reason
+            raise _invalid(name, raw, source, exc)
     return values
 
 
@@ -166,14 +247,12 @@ def load_settings(global_conf=None, local_conf=None, conf=None,
     """
     global_conf = global_conf or {}
     local_conf = dict(local_conf or {})
-    for key in sorted(local_conf):
-        if key not in _OPTS_BY_NAME and key not in OSLO_SOURCE_KEYS:
-            LOG.warning('Unknown option %r in the statsd paste section is '
-                        'ignored', key)
     oslo_conf = _oslo_conf_from_paste(global_conf, local_conf)
     if oslo_conf is None:
         oslo_conf = cfg.CONF if conf is None else conf
         opts.register_opts(oslo_conf)
+    # A misspelt name would leave its option at the default in silence.
+    _warn_unknown(oslo_conf, local_conf)
 
     if standalone:
         enabled = True

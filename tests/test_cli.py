@@ -85,6 +85,15 @@ def test_check_reports_each_peer(write_conf, api, serve):
     assert 'Traceback' not in bad.stdout + bad.stderr
 
 
+def test_check_lists_misspelt_options_and_passes(write_conf, api):
+    result = _run(write_conf(monitoring_url=api.url, intreval='30'),
+                  '--check')
+    assert result.returncode == 0, result.stdout
+    assert ("WARN configuration: unknown option 'intreval' in [statsd] of "
+            in result.stdout)
+    assert "is ignored; did you mean 'interval'?" in result.stdout
+
+
 def test_the_service_runs_until_sigterm_and_releases_the_lock(
         write_conf, api, statsd_daemon, prefix, tmp_path):
     lock_path = str(tmp_path / 'statsd.lock')

@@ -159,11 +159,59 @@ def test_options_that_contradict_each_other(conf, options, name):
     assert str(error.value).startswith('[statsd] %s = ' % name)
 
 
-def test_a_bad_value_in_a_config_file_names_the_option(conf, tmp_path):
+@pytest.mark.parametrize('name, value, reason', [
+    ('interval', 'often', 'invalid literal'),
+    ('statsd_port', '70000', 'less than or equal to 65535'),
+    ('label_mode', 'prometheus', 'prometheus'),
+])
+def test_a_bad_value_in_a_config_file_names_option_value_and_file(
+        conf, tmp_path, name, value, reason):
     path = _write(tmp_path, 'bad.conf',
-                  '[statsd]\nenabled = true\ninterval = often\n')
-    with pytest.raises(config.ConfigError, match='interval'):
+                  '[statsd]\nenabled = true\n%s = %s\n' % (name, value))
+    with pytest.raises(config.ConfigError) as error:
         config.load_settings({}, {'oslo_config_file': path}, conf=conf.conf)
+    message = str(error.value)
+    assert message.startswith('[statsd] %s = %r (%s) is invalid: '
+                              % (name, value, path)), message
+    assert reason in message
+    assert 'LocationInfo' not in message and 'Locations' not in message
+
+
+def test_a_bad_secret_is_named_but_never_shown():
+    error = config._invalid('coordination_url', 'redis://:hunter2@h',
+                            'a.conf', ValueError('no such backend'))
+    assert str(error) == ('[statsd] coordination_url = *** (a.conf) is '
+                          'invalid: no such backend')
+
+
+def test_misspelt_names_in_a_config_file_are_warned_about_once(
+        conf, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    path = _write(tmp_path, 'typo.conf',
+                  '[statsd]\nenabled = true\nstatsd_hots = s.example\n'
+                  'intreval = 30\nnothing_like_it = 1\n')
+    for _ in range(2):  # two pipelines build the filter
+        settings = config.load_settings({}, {'oslo_config_file': path},
+                                        conf=conf.conf)
+    assert settings.interval == 60  # left at the default, hence the warning
+    warnings = sorted(r.getMessage() for r in caplog.records)
+    assert warnings == [
+        "StatsD filter: unknown option 'intreval' in [statsd] of %s is "
+        "ignored; did you mean 'interval'?" % path,
+        "StatsD filter: unknown option 'nothing_like_it' in [statsd] of %s "
+        "is ignored" % path,
+        "StatsD filter: unknown option 'statsd_hots' in [statsd] of %s is "
+        "ignored; did you mean 'statsd_host'?" % path]
+
+
+def test_misspelt_names_are_warned_about_when_disabled_too(
+        conf, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    path = _write(tmp_path, 'off.conf', '[statsd]\nenabeld = true\n')
+    settings = config.load_settings({}, {'oslo_config_file': path},
+                                    conf=conf.conf)
+    assert not settings.enabled
+    assert "did you mean 'enabled'?" in caplog.text
 
 
 def test_a_missing_config_file_is_a_clear_error(conf, tmp_path):
@@ -176,7 +224,8 @@ def test_a_missing_config_file_is_a_clear_error(conf, tmp_path):
 def test_an_unknown_paste_key_is_warned_about(conf, caplog):
     caplog.set_level(logging.WARNING)
     config.load_settings({}, {'intervall': '5'}, conf=conf.conf)
-    assert "'intervall'" in caplog.text
+    assert ("unknown option 'intervall' in [statsd] of the paste filter "
+            "section is ignored; did you mean 'interval'?" in caplog.text)
 
 
 def test_disabled_filter_is_the_app_itself(conf, monkeypatch):

@@ -84,3 +84,18 @@ def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path, option,
     with pytest.raises(config.ConfigError) as error:
         deploy.loadapp('config:%s' % ini)
     assert str(error.value).startswith('[statsd] %s = %r' % (option, value))
+
+
+def test_a_misspelt_option_in_the_servers_config_is_warned_about_once(
+        api_server, statsd_daemon, prefix, tmp_path):
+    """magnetodb-api.conf, named by the paste [DEFAULT] oslo_config_args
+    as in MagnetoDB, read by a real server whose two pipelines build the
+    filter."""
+    api = api_server(_conf(statsd_daemon, prefix, tmp_path) +
+                     'statsd_hots = statsd.example.org\n')
+    api.wait_ready()
+    conf_path = str(tmp_path / 'server0' / 'magnetodb-api.conf')
+    warning = ("WARNING magnetodb_statsd_middleware.config: StatsD filter: "
+               "unknown option 'statsd_hots' in [statsd] of %s is ignored; "
+               "did you mean 'statsd_host'?" % conf_path)
+    assert api.log.count(warning) == 1, api.log

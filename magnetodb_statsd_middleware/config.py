@@ -23,6 +23,7 @@ from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
+from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ _SETTINGS_DEFAULTS = (
     ('send_spread', 0.5),
     ('lock_path', ''),
     ('healthcheck_url', ''),
+    ('ca_file', ''),
     ('host_name', ''),
     ('coordination_url', ''),
     ('label_mode', dialects.DISABLED),
@@ -282,6 +284,12 @@ def _validated(values):
         except ValueError as exc:
             raise ConfigError('[statsd] healthcheck_url = %r is invalid: %s'
                               % (url, exc))
+    ca_file = values['ca_file'] or ''
+    if ca_file:
+        problem = httpget.check_ca_file(ca_file)
+        if problem:
+            raise ConfigError('[statsd] ca_file = %r is invalid: %s'
+                              % (ca_file, problem))
     coordination_url = values['coordination_url'] or ''
     if coordination_url:
         problem = coordination.check_available(coordination_url)
@@ -323,6 +331,7 @@ def _validated(values):
         send_spread=values['send_spread'],
         lock_path=lock_path,
         healthcheck_url=url,
+        ca_file=ca_file,
         host_name=host_name,
         coordination_url=coordination_url,
         label_mode=values['label_mode'],

@@ -4,16 +4,45 @@ Every request, body included, must finish within ``request_timeout`` and
 its body must fit ``max_response_bytes``: a slow or runaway server can
 cost a cycle, never the process. Failures become :class:`HttpError` whose
 message names the request (without user information) and the cause, so
-that a refused connection is logged as one line, not as a traceback.
+that a refused connection is logged as one line, not as a traceback; a
+status or certificate failure says what it means and what fixes it.
+
+HTTPS certificates and host names are always verified, against
+``ca_file`` when it is set, through an SSL context of our own: what the
+rest of the process trusts is left as it is.
 """
 
 import os
 import socket
+import ssl
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
 
 _READ_CHUNK = 256 * 1024
+
+
+# What a refusal means here, and what fixes it.
+STATUS_MEANINGS = {
+    401: 'the API asks for a token (an auth filter such as keystonemiddleware'
+         '\'s tokenauth is in front of it) and the collector sends none: '
+         'point monitoring_url/healthcheck_url at a loopback pipeline of the '
+         'monitoring app without tokenauth',
+    403: 'the API refuses the collector (an auth or policy filter is in front '
+         'of it): point monitoring_url/healthcheck_url at a loopback '
+         'pipeline of the monitoring app without it',
+}
+CERTIFICATE_FIX = ('set ca_file to the CA bundle that signed the server\'s '
+                   'certificate')
+
+
+def check_ca_file(path):
+    """Why ``path`` cannot verify certificates, or '' when it can."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError) + compat.OS_ERRORS as exc:
+        return compat.to_text(exc) or type(exc).__name__
+    return ''
 
 
 class HttpError(Exception):
@@ -68,10 +97,16 @@ class HttpGetter(object):
     def _connection(self):
         if self._conn is None:
             http = compat.http_client
-            cls = (http.HTTPSConnection if self._https
-                   else http.HTTPConnection)
-            self._conn = cls(self._host, self._port,
-                             timeout=self._settings.request_timeout)
+            timeout = self._settings.request_timeout
+            if self._https:
+                context = ssl.create_default_context(
+                    cafile=self._settings.ca_file or None)
+                self._conn = http.HTTPSConnection(
+                    self._host, self._port, timeout=timeout,
+                    context=context)
+            else:
+                self._conn = http.HTTPConnection(self._host, self._port,
+                                                 timeout=timeout)
         return self._conn
 
     def get(self, path, params, accept=(200,)):
@@ -89,23 +124,33 @@ class HttpGetter(object):
             conn.request('GET', target, headers=self._headers)
             response = conn.getresponse()
             if response.status not in accept:
-                raise HttpError('%s failed: HTTP %d'
-                                % (shown, response.status), response.status)
+                meaning = STATUS_MEANINGS.get(response.status)
+                raise HttpError('%s failed: HTTP %d%s' % (
+                    shown, response.status,
+                    ': ' + meaning if meaning else ''), response.status)
             body = self._read_body(response, deadline, shown)
         except HttpError:
             self.close()
             raise
-        except compat.OS_ERRORS + (compat.http_client.HTTPException,) as exc:
+        except compat.OS_ERRORS + (compat.http_client.HTTPException,
+                                   ssl.CertificateError) as exc:
             self.close()
-            reason = ('no answer within %gs' % self._settings.request_timeout
-                      if isinstance(exc, socket.timeout)
-                      else compat.to_text(exc) or type(exc).__name__)
-            raise HttpError('%s failed: %s' % (shown, reason))
+            raise HttpError('%s failed: %s' % (shown, self._reason(exc)))
         try:
             return response.status, body.decode('utf-8'), shown
         except UnicodeDecodeError as exc:
             raise HttpError('%s returned a body that is not UTF-8: %s'
                             % (shown, exc))
+
+    def _reason(self, exc):
+        if isinstance(exc, socket.timeout):
+            return 'no answer within %gs' % self._settings.request_timeout
+        reason = compat.to_text(exc) or type(exc).__name__
+        if isinstance(exc, ssl.CertificateError) or (
+                isinstance(exc, ssl.SSLError)
+                and 'CERTIFICATE_VERIFY_FAILED' in reason):
+            return '%s; %s' % (reason, CERTIFICATE_FIX)
+        return reason
 
     def _read_body(self, response, deadline, shown):
         limit = self._settings.max_response_bytes

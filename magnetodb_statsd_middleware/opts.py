@@ -321,6 +321,14 @@ STATSD_OPTS = [
              'every cycle sends <prefix>.health.<host_name>.<subsystem> '
              'gauges (1 OK, 0 not) and .overall. Empty: no health gauges.'),
     cfg.StrOpt(
+        'ca_file', default='',
+        help='CA bundle (PEM) that verifies the certificate of an https '
+             'monitoring_url or healthcheck_url, e.g. a private CA\'s, '
+             'for this filter alone: the rest of the API process keeps '
+             'trusting what it trusted. Empty: the system\'s CAs. '
+             'Certificates and host names are always verified. A file '
+             'that cannot be read as PEM fails the paste load.'),
+    cfg.StrOpt(
         'coordination_url', default='', secret=True,
         help='tooz backend URL that elects one process in the whole cluster '
              'to read and send the table metrics, e.g. '

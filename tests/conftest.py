@@ -9,12 +9,12 @@ import peers
 
 @pytest.fixture
 def serve():
-    """``serve(app, port=0)`` -> LoopbackServer, shut down after the
-    test."""
+    """``serve(app, port=0, tls=None)`` -> LoopbackServer, shut down
+    after the test."""
     servers = []
 
-    def start(app, port=0):
-        server = peers.LoopbackServer(app, port)
+    def start(app, port=0, tls=None):
+        server = peers.LoopbackServer(app, port, tls)
         servers.append(server)
         return server
 

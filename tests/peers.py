@@ -113,15 +113,20 @@ class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
 
 
 class LoopbackServer(object):
-    """A WSGI app served over real loopback HTTP in a thread."""
+    """A WSGI app served over real loopback HTTP in a thread; HTTPS with
+    ``tls``, an ``ssl.SSLContext`` holding the server's certificate."""
 
-    def __init__(self, app, port=0):
+    def __init__(self, app, port=0, tls=None):
         self.app = app
         self._server = simple_server.make_server(
             '127.0.0.1', port, app, server_class=_ThreadingServer,
             handler_class=_QuietHandler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket,
+                                                  server_side=True)
         self.port = self._server.server_address[1]
-        self.url = 'http://127.0.0.1:%d%s' % (self.port, MONITORING_PATH)
+        self.url = '%s://127.0.0.1:%d%s' % ('https' if tls else 'http',
+                                            self.port, MONITORING_PATH)
         # close() waits up to one poll interval: keep it short.
         self._thread = start_thread(
             lambda: self._server.serve_forever(poll_interval=0.05))
@@ -129,6 +134,38 @@ class LoopbackServer(object):
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+class CertificateAuthority(object):
+    """A private CA made with the openssl command, and a certificate it
+    signed for 127.0.0.1 (``server_context()`` serves with it)."""
+
+    def __init__(self, workdir, name):
+        self.ca_file = os.path.join(workdir, name + '-ca.pem')
+        self._key = os.path.join(workdir, name + '-ca.key')
+        self._server_cert = os.path.join(workdir, name + '-server.pem')
+        self._server_key = os.path.join(workdir, name + '-server.key')
+        csr = os.path.join(workdir, name + '-server.csr')
+        ext = write_file(os.path.join(workdir, name + '-ext.cnf'),
+                         'subjectAltName = IP:127.0.0.1\n')
+        for command in (
+                ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
+                 '2', '-subj', '/CN=%s test CA' % name, '-keyout',
+                 self._key, '-out', self.ca_file],
+                ['req', '-newkey', 'rsa:2048', '-nodes', '-subj',
+                 '/CN=127.0.0.1', '-keyout', self._server_key, '-out', csr],
+                ['x509', '-req', '-in', csr, '-CA', self.ca_file, '-CAkey',
+                 self._key, '-CAcreateserial', '-days', '2', '-extfile',
+                 ext, '-out', self._server_cert]):
+            result = run(['openssl'] + command)
+            assert result.returncode == 0, result.stderr
+
+    def server_context(self):
+        import ssl
+        context = ssl.SSLContext(getattr(ssl, 'PROTOCOL_TLS_SERVER',
+                                         ssl.PROTOCOL_SSLv23))
+        context.load_cert_chain(self._server_cert, self._server_key)
+        return context
 
 
 class Recorder(object):

@@ -1,8 +1,10 @@
-"""monasca-agent's statsd daemon as a test peer (see monasca_statsd_server).
+"""monasca-agent's statsd daemon as a test peer (see monasca_statsd_server),
+and Monasca's own statsd client.
 
-The agent (monasca-agent 10.0.0, monasca-common 3.8.0, Python 3 only)
-lives in its own virtualenv in the cache, built by tools/install-peers.sh,
-so that the tests on CPython 2.7 and 3.x talk to the same real daemon.
+The agent (monasca-agent 10.0.0, monasca-common 3.8.0, Python 3 only) and
+the client (monasca-statsd 2.7.0) live in their own virtualenv in the
+cache, built by tools/install-peers.sh, so that the tests on CPython 2.7
+and 3.x talk to the same real daemon.
 """
 
 import collections
@@ -17,6 +19,28 @@ VENV = os.path.join(peers.CACHE, 'monasca-agent')
 PYTHON = os.path.join(VENV, 'bin', 'python')
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       'monasca_statsd_server.py')
+
+# Sends gauges read as JSON from stdin, [[name, value, [[key, value]...]]],
+# with monasca-statsd's client, one datagram each.
+_CLIENT = """
+import collections, json, sys
+from monascastatsd import client
+port = int(sys.argv[1])
+gauge = client.Client(host='127.0.0.1', port=port).get_gauge()
+for name, value, dimensions in json.load(sys.stdin):
+    gauge.send(name, value, collections.OrderedDict(dimensions) or None)
+"""
+
+
+def send_with_client(port, gauges):
+    """Send ``[(name, value, [(key, value)...])]`` to ``port`` with
+    monasca-statsd's client, the dimensions in the order given."""
+    process = subprocess.Popen([PYTHON, '-c', _CLIENT, str(port)],
+                               stdin=subprocess.PIPE,
+                               universal_newlines=True, close_fds=True)
+    process.communicate(json.dumps(gauges))
+    assert process.returncode == 0
+
 
 # What the agent read: its metrics {(name, sorted dimensions): value}, the
 # lines it received, the ones it rejected ([line, error]) and the lines

@@ -96,6 +96,14 @@ def write_file(path, text):
     return str(path)
 
 
+def send_udp(port, lines):
+    """Send metric lines to a daemon on loopback, one datagram each."""
+    with contextlib.closing(socket.socket(socket.AF_INET,
+                                          socket.SOCK_DGRAM)) as sock:
+        for line in lines:
+            sock.sendto(line.encode('utf-8'), ('127.0.0.1', port))
+
+
 def start_thread(target):
     thread = threading.Thread(target=target)
     thread.daemon = True
@@ -252,10 +260,7 @@ class StatsdDaemon(object):
 
     def send(self, lines):
         """Send metric lines to the daemon, one datagram each."""
-        with contextlib.closing(socket.socket(socket.AF_INET,
-                                              socket.SOCK_DGRAM)) as sock:
-            for line in lines:
-                sock.sendto(line.encode('utf-8'), ('127.0.0.1', self.port))
+        send_udp(self.port, lines)
 
     def _values(self, command, prefix, timeout=10):
         found = _VALUE.findall(self.command(command, timeout=timeout))

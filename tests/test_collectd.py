@@ -9,9 +9,6 @@ names differing only after character 127, shared prefixes, digits first,
 upper case, non-ASCII) must be its own identifier with its own value.
 """
 
-import contextlib
-import socket
-
 import pytest
 
 import collectd_peer
@@ -72,9 +69,7 @@ def test_longer_names_are_merged_without_a_word(collectd, serve, prefix):
         metric_prefix=prefix), outages.OutageLog())
     assert result.completed, result.error
     marker = prefix + '.sent'
-    with contextlib.closing(socket.socket(socket.AF_INET,
-                                          socket.SOCK_DGRAM)) as sock:
-        sock.sendto((marker + ':1|g').encode(), ('127.0.0.1', collectd.port))
+    peers.send_udp(collectd.port, [marker + ':1|g'])
 
     def arrived():
         gauges = collectd.gauges(prefix + '.')
@@ -86,3 +81,22 @@ def test_longer_names_are_merged_without_a_word(collectd, serve, prefix):
     # are lost.
     assert all(value in merged[name] for name, value in data.items())
     assert 'Unable to parse' not in collectd.log
+
+
+@pytest.mark.parametrize('mode', ['dogstatsd', 'monasca'])
+def test_tags_after_the_type_are_rejected(collectd, serve, prefix, mode):
+    """collectd refuses a gauge line with anything after its type: the
+    labeled dialects that put their labels there do not work with it."""
+    dataset = fakeapi.build_dataset(projects=1, tables=2, odd_names=False)
+    api = serve(fakeapi.FakeMonitoringAPI(dataset))
+    result = cycle.run_cycle(peers.make_settings(
+        monitoring_url=api.url, statsd_port=collectd.port,
+        metric_prefix=prefix, label_mode=mode, user_labels=(('r', 'x'),)),
+        outages.OutageLog())
+    assert result.completed, result.error
+    marker = prefix + '.sent'
+    peers.send_udp(collectd.port, [marker + ':1|g'])
+    peers.wait_for(lambda: marker in collectd.gauges(prefix + '.'),
+                   message='the cycle in collectd')
+    assert not _data(collectd.gauges(prefix + '.'))
+    assert 'Unable to parse line: "%s.table.size:' % prefix in collectd.log

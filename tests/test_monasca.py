@@ -10,15 +10,14 @@ project's and the totals, with the right dimensions and values, and no
 line rejected or lost.
 """
 
-import contextlib
-import socket
-
 import pytest
 
 import monasca_peer
 import peers
 from magnetodb_statsd_middleware import cycle
+from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 
 USER = (('region', 'r1'),)
@@ -97,6 +96,30 @@ def test_every_table_right_through_a_served_pipeline(agent, api_server,
                               'monasca-common': '3.8.0'}
 
 
+def test_the_lines_are_those_of_monasca_statsd(udp):
+    """Each line is what Monasca's own client sends for the same name,
+    value and dimensions (sorted by key)."""
+    raw = [u'orders', u'Orders.2015', u'x' * 255, u'caf\u00e9', u'a b']
+    measurements = [(metrics.TABLE['size'], (u'0a1b', name), 10 + i)
+                    for i, name in enumerate(raw)]
+    measurements.append((metrics.PROJECT['tables'], (u'0a1b',), 5))
+    measurements.append((metrics.TOTAL['projects'], (), 1))
+    settings = peers.make_settings(label_mode='monasca', metric_prefix='m',
+                                   user_labels=USER)
+    (spelling,) = dialects.spellings(settings)
+    ours = spelling.lines(measurements)
+    gauges = []
+    for quantity, labels, value in measurements:
+        dimensions = dict(USER)
+        dimensions.update((key, peers.expected_label(label, False))
+                          for key, label in zip(quantity.labels, labels))
+        gauges.append(('m.' + quantity.name, value,
+                       sorted(dimensions.items())))
+    monasca_peer.send_with_client(udp.port, gauges)
+    udp.drain()
+    assert udp.lines == ours
+
+
 def _cycle(serve, agent, prefix, dataset, **options):
     """One in-process cycle to the agent; returns what it received once
     every datagram of the cycle was read (a marker sent after them)."""
@@ -106,9 +129,7 @@ def _cycle(serve, agent, prefix, dataset, **options):
         metric_prefix=prefix, **options), outages.OutageLog())
     assert result.completed, result.error
     marker = prefix + '.sent'
-    with contextlib.closing(socket.socket(socket.AF_INET,
-                                          socket.SOCK_DGRAM)) as sock:
-        sock.sendto((marker + ':1|g').encode(), ('127.0.0.1', agent.port))
+    peers.send_udp(agent.port, [marker + ':1|g'])
     return peers.wait_for(
         lambda: [r for r in [agent.read()]
                  if (marker, (('hostname', agent.hostname),)) in r.metrics],

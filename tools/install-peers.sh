@@ -41,13 +41,15 @@ if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then
         --loglevel=error statsd@0.9.0
 fi
 
-# monasca-agent's statsd daemon (udp.Server and MetricsAggregator) in a
-# virtualenv of its own: it runs on Python 3 only, and the tests on 2.7
-# talk to it too. Those two modules import nothing beyond monasca-common's
-# metric validation and simplejson, so the agent's own dependencies
-# (Kafka, keystone and oslo clients) are left out.
+# monasca-agent's statsd daemon (udp.Server and MetricsAggregator) and
+# Monasca's statsd client in a virtualenv of their own: the agent runs on
+# Python 3 only, and the tests on 2.7 talk to it too. Those modules import
+# nothing beyond monasca-common's metric validation, simplejson and six,
+# so the agent's own dependencies (Kafka, keystone and oslo clients) are
+# left out.
 monasca="$cache/monasca-agent"
 monasca_pins="monasca-agent==10.0.0 monasca-common==3.8.0 simplejson"
+monasca_pins="$monasca_pins monasca-statsd==2.7.0 six"
 if [ "$(cat "$monasca/.pins" 2>/dev/null)" != "$monasca_pins" ]; then
     rm -rf "$monasca"
     python3 -m venv "$monasca"

@@ -29,7 +29,8 @@ parts cut by :func:`.metrics.fit_parts`.
 
 from magnetodb_statsd_middleware import metrics
 
-# The largest room a name's parts can need: labeled names are never cut.
+# The room of a labeled name's label values: never cut here, each value is
+# bounded by metrics.MAX_LABEL instead.
 _NO_LIMIT = 1 << 62
 
 DISABLED = 'disabled'

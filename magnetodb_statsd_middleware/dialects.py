@@ -82,6 +82,10 @@ class _Spelling(object):
         self._raw_prefix = prefix
         self._prefix = _literal(prefix)
         self._templates = {}
+        # The room of each quantity's label parts, and the least of them:
+        # labels that fit the least need no look at their quantity's room.
+        self._rooms = {}
+        self._least_room = _NO_LIMIT
 
     def _safe(self, raw):
         raise NotImplementedError()
@@ -102,30 +106,37 @@ class _Spelling(object):
         parts longer in all than the quantity's room are cut.
         """
         templates = self._templates
+        rooms = self._rooms
+        least_room = self._least_room
         safe = self._safe
         value_first = self.value_first
         last_labels = None
         safe_labels = ()
         length = 0
+        too_long = False
         first = safe_first = None
+        first_length = 0
         lines = []
         append = lines.append
         for quantity, labels, value in measurements:
-            entry = templates.get(quantity)
-            if entry is None:
-                entry = templates[quantity] = (self._template(quantity),
-                                               self._room(quantity))
-            template, room = entry
+            template = templates.get(quantity)
+            if template is None:
+                template = templates[quantity] = self._template(quantity)
+                room = rooms[quantity] = self._room(quantity)
+                if room < least_room:
+                    least_room = self._least_room = room
+                    last_labels = None  # measured again against it
             if labels is not last_labels:
                 last_labels = labels
                 if labels:
                     if labels[0] is not first:
                         first = labels[0]
                         safe_first = safe(first)
+                        first_length = len(safe_first)
                     if len(labels) == 2:  # (project, table), (host, subsystem)
                         second = safe(labels[1])
                         safe_labels = (safe_first, second)
-                        length = len(safe_first) + len(second)
+                        length = first_length + len(second)
                     else:
                         safe_labels = ((safe_first,)
                                        + tuple(map(safe, labels[1:])))
@@ -133,9 +144,12 @@ class _Spelling(object):
                 else:
                     safe_labels = ()
                     length = 0
-            parts = safe_labels
-            if length > room:
-                parts = metrics.fit_parts(labels, safe_labels, room)
+                too_long = length > least_room
+            if too_long and length > rooms[quantity]:
+                parts = metrics.fit_parts(labels, safe_labels,
+                                          rooms[quantity])
+            else:
+                parts = safe_labels
             if value_first:
                 append(template % ((value,) + parts))
             else:

@@ -212,3 +212,15 @@ def test_every_quantity_is_checked_for_room():
             declared.extend(v for v in value.values()
                             if isinstance(v, metrics.Quantity))
     assert declared and all(q in metrics.quantities() for q in declared)
+
+
+def test_a_table_cut_for_item_count_only_keeps_its_size_name():
+    """Each name fits on its own: ``.size`` is 6 characters shorter."""
+    table = 't' * (127 - len('magnetodb.tables.p.') - len('.size'))
+    labels = ('p', table)
+    (size, items) = dialects.Dotted('magnetodb', 127).lines([
+        (metrics.TABLE['size'], labels, 1),
+        (metrics.TABLE['item_count'], labels, 2)])
+    assert size == 'magnetodb.tables.p.%s.size:1|g' % table
+    assert len(items.split(':')[0]) == 127
+    assert items.split('.')[3] == metrics.cut_part(table, len(table) - 6)

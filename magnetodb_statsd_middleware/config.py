@@ -24,6 +24,7 @@ from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import httpget
+from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ _SETTINGS_DEFAULTS = (
     ('host_name', ''),
     ('coordination_url', ''),
     ('label_mode', dialects.DISABLED),
+    ('max_name_length', metrics.MAX_NAME_LENGTH),
     ('emit_legacy', False),
     ('user_labels', ()),  # sorted (key, value) pairs
     ('include_projects', ()),
@@ -305,6 +307,18 @@ def _validated(values):
                     'cases tags: write %s:%s' % (
                         ','.join('%s:%s' % pair for pair in user_labels),
                         key, value.lower()))
+    max_name_length = values['max_name_length']
+    problem = metrics.check_name_room(values['metric_prefix'],
+                                      max_name_length)
+    if problem:
+        raise ConfigError('[statsd] max_name_length = %r is invalid: %s; '
+                          'shorten metric_prefix' % (max_name_length,
+                                                     problem))
+    if values['label_mode'] == 'monasca' and max_name_length > (
+            metrics.MAX_NAME_LENGTH):
+        raise ConfigError('[statsd] max_name_length = %r is invalid: '
+                          'Monasca rejects names over %d characters'
+                          % (max_name_length, metrics.MAX_NAME_LENGTH))
     if values['top_tables'] and 'size' not in values['metrics']:
         raise ConfigError('[statsd] top_tables = %r is invalid: ranking by '
                           'size needs size in metrics' % values['top_tables'])
@@ -335,6 +349,7 @@ def _validated(values):
         host_name=host_name,
         coordination_url=coordination_url,
         label_mode=values['label_mode'],
+        max_name_length=max_name_length,
         emit_legacy=values['emit_legacy'],
         user_labels=user_labels,
         include_projects=tuple(values['include_projects']),

@@ -14,21 +14,30 @@ included) and a gauge value ``n``:
 ``influxdb``   ``name,k1=v1,k2=v2:n|g``
 ``librato``    ``name#k1=v1,k2=v2:n|g``
 ``signalfx``   ``name[k1=v1,k2=v2]:n|g``
+``monasca``    ``name:n|g|#{'k1': 'v1', 'k2': 'v2'}``
 =============  ==============================
 
 A metric without labels is plain ``name:n|g`` in every dialect. Label
 values are made safe by :func:`.metrics.safe_label` (lower-cased for
 DogStatsD), dotted name parts by :func:`.metrics.safe_name`: neither can
-hold a character that any of these syntaxes reads (``\\n : | # , = ; [ ]``
-or a space). Each spelling builds one ``%``-template per quantity, once,
-so that a line costs one formatting operation.
+hold a character that any of these syntaxes reads (``\\n : | # , = ; [ ]
+{ } '`` or a space), nor one that Monasca refuses. Each spelling builds one
+``%``-template per quantity, once, so that a line costs one formatting
+operation. A dotted name longer than ``max_name_length`` has its label
+parts cut by :func:`.metrics.fit_parts`.
 """
 
 from magnetodb_statsd_middleware import metrics
 
+# The room of a labeled name's label values: never cut here, each value is
+# bounded by metrics.MAX_LABEL instead.
+_NO_LIMIT = 1 << 62
+
 DISABLED = 'disabled'
 LABEL_MODES = (DISABLED, 'dogstatsd', 'graphite', 'influxdb', 'librato',
-               'signalfx')
+               'signalfx', 'monasca')
+# Dialects whose value comes before the labels ("|#" after the type).
+_VALUE_FIRST = ('dogstatsd', 'monasca')
 
 # Label keys of the measurements themselves: user_labels may not use them.
 RESERVED_LABELS = ('project', 'table', 'host', 'subsystem')
@@ -58,7 +67,8 @@ def spellings(settings):
         found.append(Labeled(settings.metric_prefix, settings.label_mode,
                              settings.user_labels))
     if settings.label_mode == DISABLED or settings.emit_legacy:
-        found.append(Dotted(settings.metric_prefix))
+        found.append(Dotted(settings.metric_prefix,
+                            settings.max_name_length))
     return found
 
 
@@ -69,8 +79,13 @@ class _Spelling(object):
     value_first = False
 
     def __init__(self, prefix):
+        self._raw_prefix = prefix
         self._prefix = _literal(prefix)
         self._templates = {}
+        # The room of each quantity's label parts, and the least of them:
+        # labels that fit the least need no look at their quantity's room.
+        self._rooms = {}
+        self._least_room = _NO_LIMIT
 
     def _safe(self, raw):
         raise NotImplementedError()
@@ -78,49 +93,86 @@ class _Spelling(object):
     def _template(self, quantity):
         raise NotImplementedError()
 
+    def _room(self, quantity):
+        """Characters the quantity's label parts may take in all."""
+        return _NO_LIMIT
+
     def lines(self, measurements):
         """One line per measurement, in order.
 
         Consecutive measurements that share one labels tuple (a table's
         size and item count) have their label values made safe once, and
-        so do consecutive tables of one project (the first label).
+        so do consecutive tables of one project (the first label). Label
+        parts longer in all than the quantity's room are cut.
         """
         templates = self._templates
+        rooms = self._rooms
+        least_room = self._least_room
         safe = self._safe
         value_first = self.value_first
         last_labels = None
         safe_labels = ()
+        length = 0
+        too_long = False
         first = safe_first = None
+        first_length = 0
         lines = []
         append = lines.append
         for quantity, labels, value in measurements:
             template = templates.get(quantity)
             if template is None:
                 template = templates[quantity] = self._template(quantity)
+                room = rooms[quantity] = self._room(quantity)
+                if room < least_room:
+                    least_room = self._least_room = room
+                    last_labels = None  # measured again against it
             if labels is not last_labels:
                 last_labels = labels
                 if labels:
                     if labels[0] is not first:
                         first = labels[0]
                         safe_first = safe(first)
+                        first_length = len(safe_first)
                     if len(labels) == 2:  # (project, table), (host, subsystem)
-                        safe_labels = (safe_first, safe(labels[1]))
+                        second = safe(labels[1])
+                        safe_labels = (safe_first, second)
+                        length = first_length + len(second)
                     else:
                         safe_labels = ((safe_first,)
                                        + tuple(map(safe, labels[1:])))
+                        length = sum(map(len, safe_labels))
                 else:
                     safe_labels = ()
-            if value_first:
-                append(template % ((value,) + safe_labels))
+                    length = 0
+                too_long = length > least_room
+            if too_long and length > rooms[quantity]:
+                parts = metrics.fit_parts(labels, safe_labels,
+                                          rooms[quantity])
             else:
-                append(template % (safe_labels + (value,)))
+                parts = safe_labels
+            if value_first:
+                append(template % ((value,) + parts))
+            else:
+                append(template % (parts + (value,)))
         return lines
 
 
 class Dotted(_Spelling):
-    """``<prefix>.tables.<P>.<T>.size:n|g``: the labels are name parts."""
+    """``<prefix>.tables.<P>.<T>.size:n|g``: the labels are name parts.
+
+    No name is longer than ``max_name_length``: receivers cut longer ones
+    without a word (collectd: 127) or reject them (Monasca: 255).
+    """
 
     _safe = staticmethod(metrics.safe_part)
+
+    def __init__(self, prefix, max_name_length=metrics.MAX_NAME_LENGTH):
+        super(Dotted, self).__init__(prefix)
+        self._max_name_length = max_name_length
+
+    def _room(self, quantity):
+        return metrics.dotted_room(self._raw_prefix, quantity,
+                                   self._max_name_length)
 
     def _template(self, quantity):
         return '%s.%s:%s|%s' % (self._prefix, _literal_except_slots(
@@ -135,7 +187,7 @@ class Labeled(_Spelling):
         if mode not in LABEL_MODES[1:]:
             raise ValueError('unknown label mode %r' % mode)
         self.mode = mode
-        self.value_first = mode == 'dogstatsd'
+        self.value_first = mode in _VALUE_FIRST
         self._user_labels = tuple(sorted(user_labels))
         if mode == 'dogstatsd':
             self._safe = _safe_lower_label
@@ -158,6 +210,12 @@ class Labeled(_Spelling):
         if mode == 'dogstatsd':
             tags = ','.join('%s:%s' % pair for pair in pairs)
             return '%s:%s%s' % (name, value, '|#' + tags if tags else '')
+        if mode == 'monasca':
+            # str() of a dict, as monasca-statsd writes it and the agent's
+            # ast.literal_eval reads it; safe values hold no quote.
+            tags = ', '.join("'%s': '%s'" % pair for pair in pairs)
+            return '%s:%s%s' % (name, value,
+                                '|#{%s}' % tags if tags else '')
         if mode == 'graphite':
             tags = ''.join(';%s=%s' % pair for pair in pairs)
             return '%s%s:%s' % (name, tags, value)

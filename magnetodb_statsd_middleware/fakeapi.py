@@ -89,6 +89,54 @@ def build_dataset(projects=3, tables=5, big=(), seed=0, odd_names=True):
     return dataset
 
 
+def long_table_names():
+    """Table names that receivers' name limits trip over, MagnetoDB-legal
+    (3 to 255 of ``A-Z a-z 0-9 _ . -``) unless said otherwise.
+
+    Every length from 3 to 255 (one in three with a ``.``, which the
+    dotted names must change); long shared prefixes; names that differ
+    only after character 127 (where collectd cuts) or only in their 255th;
+    digits first; upper case and case-only pairs; and non-ASCII names, as
+    a storage may hold them (not legal in MagnetoDB 2015.1).
+    """
+    names = []
+    for length in range(3, 256):
+        head = ('n%d' % length) + ('.' if length % 3 == 0 else '_')
+        names.append((head + 'Tbl-' * 64)[:length])
+    shared = 'shared_prefix_' * 10  # 140 characters
+    names.extend(shared + tail for tail in ('a', 'b', 'a.b', 'A', 'x' * 115))
+    names.extend('c' * 127 + tail for tail in ('1', '2', '.size', '-x' * 64))
+    names.extend('L' * 254 + last for last in ('a', 'b', 'A', '.'))
+    names.extend(['0123', '9' * 255, '007.' * 63 + 'bnd', '12345678_9abcdef0'])
+    names.extend(['ORDERS', 'Orders', 'orders', 'UPPER_' * 42 + 'END'])
+    names.extend([u'caf\u00e9', u'Caf\u00e9', u'\u8868\u683c' * 100,
+                  u'\u00fcber_' * 40 + u'\u00e9'])
+    return names
+
+
+def build_long_names_dataset(tables=None):
+    """``{project: [Table]}`` of :func:`long_table_names` (or ``tables``)
+    under a 32-hex project id, a few of them under a 123-character project
+    id too (longer than Keystone's, to cut a project part), and one
+    project whose names are short. Every ACTIVE table has its own size and
+    item count, and none equals another table's, so a merge shows."""
+    names = long_table_names() if tables is None else list(tables)
+    projects = [(hashlib.md5(b'long-names').hexdigest(), names),
+                ('Tenant-' + 'l0ng' * 28 + 'ID-x', names[-12:]),
+                (hashlib.md5(b'short-names').hexdigest(),
+                 ['abc', 'orders', 'odd.one'])]
+    dataset = {}
+    number = 0
+    for project, project_names in projects:
+        rows = []
+        for name in project_names:
+            number += 1
+            rows.append(Table(name, 'ACTIVE', 1000003 * number, number))
+        rows.append(Table(project_names[0] + '-new', 'CREATING'))
+        dataset[project] = rows
+    return dataset
+
+
 def _usage(table, metrics):
     if table.status != 'ACTIVE':
         return {}
@@ -340,16 +388,22 @@ def app_factory(global_conf, **local_conf):
     """Paste app factory: ``paste.app_factory = ...fakeapi:app_factory``.
 
     Keys: ``projects``, ``tables`` (per project), ``big`` (comma-separated
-    sizes of extra projects), ``seed``, ``page_size`` (the server's default
-    limit), ``paged_rows`` (the size above which a project cannot be paged
-    through), ``growth`` (per second, for the demo), ``control`` (true to
-    allow fault injection), ``request_log`` (a file that gets one line
-    per monitoring request, from every process of the server).
+    sizes of extra projects), ``seed``, ``long_names`` (true: the dataset
+    of :func:`build_long_names_dataset` instead), ``page_size`` (the
+    server's default limit), ``paged_rows`` (the size above which a
+    project cannot be paged through), ``growth`` (per second, for the
+    demo), ``control`` (true to allow fault injection), ``request_log`` (a
+    file that gets one line per monitoring request, from every process of
+    the server).
     """
     big = tuple(int(n) for n in local_conf.get('big', '').split(',') if n)
-    dataset = build_dataset(projects=int(local_conf.get('projects', 3)),
-                            tables=int(local_conf.get('tables', 5)),
-                            big=big, seed=int(local_conf.get('seed', 0)))
+    if local_conf.get('long_names', 'false').lower() == 'true':
+        dataset = build_long_names_dataset()
+    else:
+        dataset = build_dataset(
+            projects=int(local_conf.get('projects', 3)),
+            tables=int(local_conf.get('tables', 5)), big=big,
+            seed=int(local_conf.get('seed', 0)))
     return FakeMonitoringAPI(
         dataset, default_limit=int(local_conf.get('page_size', 1000)),
         control=local_conf.get('control', 'false').lower() == 'true',

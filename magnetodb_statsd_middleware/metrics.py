@@ -29,6 +29,12 @@ MAX_VALUE = 2 ** 63 - 1
 MAX_LABEL = 200
 _DIGEST_LENGTH = 8
 
+# Longest dotted name sent by default (max_name_length): Monasca's limit,
+# and Graphite's for one dotted part. A name part cut to fit keeps at least
+# one character before its "_" and 8 hex digits.
+MAX_NAME_LENGTH = 255
+MIN_CUT_PART = 1 + 1 + _DIGEST_LENGTH
+
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
 _UNSAFE_LABEL = re.compile(r'[^A-Za-z0-9_.-]')
 _UNSAFE_LOWER_LABEL = re.compile(r'[^a-z0-9_.-]')
@@ -62,6 +68,40 @@ def safe_part(raw):
     if _UNSAFE.search(raw) is None:
         return raw
     return '%s_%s' % (_UNSAFE.sub('_', raw), _digest(raw))
+
+
+def cut_part(raw, length):
+    """``raw`` made safe and cut to ``length`` characters, ``_`` and the 8
+    hex digits of its raw value's SHA-1 included (``length`` is at least
+    :data:`MIN_CUT_PART` and less than the safe part's length).
+
+    The same shape as a changed name, so two raw values stay apart and a
+    value is cut the same way at every cycle.
+    """
+    return '%s_%s' % (_UNSAFE.sub('_', raw)[:length - _DIGEST_LENGTH - 1],
+                      _digest(raw))
+
+
+def fit_parts(raw_parts, safe_parts, room):
+    """Safe name parts cut until their lengths add up to at most ``room``.
+
+    The last part is cut first (a table before its project, see "Name
+    length" in the README), each down to :data:`MIN_CUT_PART` at most;
+    parts that fit are not touched. :func:`check_name_room` makes sure, at
+    configuration time, that every name can fit.
+    """
+    parts = list(safe_parts)
+    excess = sum(map(len, parts)) - room
+    for index in range(len(parts) - 1, -1, -1):
+        if excess <= 0:
+            break
+        length = len(parts[index])
+        if length <= MIN_CUT_PART:
+            continue
+        cut = max(MIN_CUT_PART, length - excess)
+        parts[index] = cut_part(raw_parts[index], cut)
+        excess -= length - cut
+    return tuple(parts)
 
 
 def safe_label(raw, lower=False):
@@ -160,6 +200,35 @@ COLLECTOR = dict((name, Quantity('collector.' + name, (), kind,
                                     ('last_success', GAUGE)))
 
 NO_LABELS = ()
+
+
+def quantities():
+    """Every quantity the collector may send."""
+    found = []
+    for group in (TABLE, PROJECT, TOTAL, COLLECTOR):
+        found.extend(group.values())
+    found.append(HEALTH)
+    return found
+
+
+def dotted_room(prefix, quantity, max_length):
+    """Characters left for the label parts of ``quantity``'s dotted name,
+    ``<prefix>.`` and its fixed text counted, within ``max_length``."""
+    fixed = len(quantity.dotted) - 2 * len(quantity.labels)
+    return max_length - len(prefix) - 1 - fixed
+
+
+def check_name_room(prefix, max_length):
+    """None if every name can be kept within ``max_length`` characters with
+    this prefix (each label part cut to :data:`MIN_CUT_PART` at most), else
+    the first name that cannot, as a message."""
+    for quantity in quantities():
+        labeled = len(prefix) + 1 + len(quantity.name)
+        room = dotted_room(prefix, quantity, max_length)
+        if labeled > max_length or room < MIN_CUT_PART * len(quantity.labels):
+            return '%s.%s cannot be kept within %d characters' % (
+                prefix, quantity.dotted.replace('%s', '*'), max_length)
+    return None
 
 
 class TableStats(collections.namedtuple(

@@ -355,10 +355,25 @@ STATSD_OPTS = [
              '(name:n|g|#k:v; Datadog agent, Telegraf, statsd_exporter, '
              'Etsy statsd 0.9 which turns the tags into Graphite tags), '
              'graphite (name;k=v:n|g; Graphite 1.1 tags), influxdb '
-             '(name,k=v:n|g; Telegraf), librato (name#k=v:n|g) or signalfx '
-             '(name[k=v]:n|g). Label values keep "." and are otherwise made '
+             '(name,k=v:n|g; Telegraf), librato (name#k=v:n|g), signalfx '
+             '(name[k=v]:n|g) or monasca (name:n|g|#{\'k\': \'v\'}, the '
+             'dimensions as Monasca\'s own client writes them: '
+             'monasca-agent\'s statsd daemon loses the first character of '
+             'dogstatsd tags). Label values keep "." and are otherwise made '
              'safe like names; dogstatsd lower-cases them, with a hash '
              'suffix where that changed one.'),
+    cfg.Opt(
+        'max_name_length', type=Integer(64, 1024),
+        default=metrics.MAX_NAME_LENGTH,
+        help='Longest metric name sent, in characters. A dotted name that '
+             'would be longer has its table part (then its project part) '
+             'cut, with "_" and 8 hex digits of the SHA-1 of the raw value '
+             'appended, so names stay distinct and stable; names that fit '
+             'are unchanged. 255 suits Monasca (which rejects longer names) '
+             'and Graphite (255 bytes per dotted part); set 127 for '
+             'collectd\'s statsd plugin, which cuts longer names without a '
+             'word and merges what differs after them. With monasca, at '
+             'most 255.'),
     cfg.BoolOpt(
         'emit_legacy', default=False,
         help='With a label_mode, also send the dotted names, so that '

@@ -96,6 +96,14 @@ def write_file(path, text):
     return str(path)
 
 
+def send_udp(port, lines):
+    """Send metric lines to a daemon on loopback, one datagram each."""
+    with contextlib.closing(socket.socket(socket.AF_INET,
+                                          socket.SOCK_DGRAM)) as sock:
+        for line in lines:
+            sock.sendto(line.encode('utf-8'), ('127.0.0.1', port))
+
+
 def start_thread(target):
     thread = threading.Thread(target=target)
     thread.daemon = True
@@ -289,10 +297,7 @@ class StatsdDaemon(object):
 
     def send(self, lines):
         """Send metric lines to the daemon, one datagram each."""
-        with contextlib.closing(socket.socket(socket.AF_INET,
-                                              socket.SOCK_DGRAM)) as sock:
-            for line in lines:
-                sock.sendto(line.encode('utf-8'), ('127.0.0.1', self.port))
+        send_udp(self.port, lines)
 
     def _values(self, command, prefix, timeout=10):
         found = _VALUE.findall(self.command(command, timeout=timeout))
@@ -360,14 +365,15 @@ def _expected(dataset, metrics, key, tables=None):
     return gauges
 
 
-def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
+def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
+                    max_length=255):
     """What StatsD must hold for ``dataset`` (computed independently)."""
-    from magnetodb_statsd_middleware.metrics import safe_name
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
     def key(level, quantity, project=None, table=None):
-        names = [safe_name(raw) for raw in (project, table) if raw is not None]
-        return '.'.join([prefix, plural[level]] + names + [quantity])
+        raws = [raw for raw in (project, table) if raw is not None]
+        dotted = '.'.join([plural[level]] + ['%s'] * len(raws) + [quantity])
+        return expected_dotted_name(prefix, dotted, raws, max_length)
     return _expected(dataset, metrics, key)
 
 
@@ -388,6 +394,26 @@ def expected_name_part(raw):
     if safe == raw:
         return raw
     return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+
+
+def expected_dotted_name(prefix, dotted, raw_parts, max_length=255):
+    """design.md "Name length", written again for the tests: the name
+    ``<prefix>.<dotted>`` with each ``%s`` a safe raw part; while it is
+    longer than ``max_length``, the last part longer than 10 characters
+    (then the one before) is cut to what fits, at least 1 character, and
+    gets ``_`` and 8 hex digits of its raw value's SHA-1."""
+    parts = [expected_name_part(raw) for raw in raw_parts]
+    for index in reversed(range(len(parts))):
+        excess = len(prefix + '.' + dotted % tuple(parts)) - max_length
+        if excess <= 0:
+            break
+        if len(parts[index]) <= 10:
+            continue
+        keep = max(1, len(parts[index]) - excess - 9)
+        raw = raw_parts[index]
+        parts[index] = (re.sub(r'[^A-Za-z0-9_-]', '_', raw)[:keep] + '_'
+                        + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+    return prefix + '.' + dotted % tuple(parts)
 
 
 def graphite_key(name, labels):

@@ -101,6 +101,8 @@ def test_the_lock_path_follows_the_monitoring_url():
     ('exclude_tables', '(?P<'), ('top_tables', '-1'),
     ('top_tables', 'ten'),
     ('send_spread', '0.95'), ('send_spread', '-0.1'),
+    ('max_name_length', '63'), ('max_name_length', '1025'),
+    ('max_name_length', 'long'),
 ])
 def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     conf.config(group='statsd', enabled=True)
@@ -135,6 +137,23 @@ def test_label_options(conf):
     assert settings.top_tables == 100
 
 
+def test_max_name_length(conf):
+    conf.config(group='statsd', enabled=True)
+    assert config.load_settings({}, {}, conf=conf.conf).max_name_length == 255
+    for value in ('64', '127', '1024'):
+        assert config.load_settings(
+            {}, {'max_name_length': value},
+            conf=conf.conf).max_name_length == int(value)
+    # The longest prefix that leaves 10 characters to a table and to its
+    # project: "<prefix>.tables.<10>.<10>.item_count" is 64.
+    assert config.load_settings({}, {
+        'metric_prefix': 'a' * 24, 'max_name_length': '64'},
+        conf=conf.conf).metric_prefix == 'a' * 24
+    assert config.load_settings({}, {
+        'label_mode': 'monasca', 'max_name_length': '255'},
+        conf=conf.conf).label_mode == 'monasca'
+
+
 def test_label_options_from_an_oslo_config_file(conf, tmp_path):
     path = _write(tmp_path, 'statsd.conf',
                   '[statsd]\nenabled = true\nlabel_mode = dogstatsd\n'
@@ -151,6 +170,12 @@ def test_label_options_from_an_oslo_config_file(conf, tmp_path):
     ({'label_mode': 'dogstatsd', 'user_labels': 'region:RegionOne'},
      'user_labels'),
     ({'top_tables': '10', 'metrics': 'item_count'}, 'top_tables'),
+    # Monasca rejects names over 255 characters.
+    ({'label_mode': 'monasca', 'max_name_length': '256'},
+     'max_name_length'),
+    # The table and project parts cannot be cut below 10 characters.
+    ({'metric_prefix': 'a' * 25, 'max_name_length': '64'},
+     'max_name_length'),
 ])
 def test_options_that_contradict_each_other(conf, options, name):
     conf.config(group='statsd', enabled=True)

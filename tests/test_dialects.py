@@ -5,11 +5,13 @@ The parsers below follow each dialect's published syntax, not the package's
 formatter: DogStatsD's datagram format and tag rules (Datadog docs),
 Graphite 1.1's tagged series (graphite docs, "Tags"), Telegraf's statsd
 input with InfluxDB tags, statsd-librato-backend's ``#`` tags, SignalFx's
-``[dimensions]``, and Etsy statsd's ``name:value|type`` for the dotted
-names. Hostile names go in as label values; what must come out is one line
-per measurement, the same value, and one series per raw name.
+``[dimensions]``, Monasca's ``|#{dimensions}`` (monasca-statsd's format
+and Monasca's metric rules), and Etsy statsd's ``name:value|type`` for the
+dotted names. Hostile names go in as label values; what must come out is
+one line per measurement, the same value, and one series per raw name.
 """
 
+import ast
 import re
 
 import pytest
@@ -29,7 +31,6 @@ HOSTILE = [
 
 
 expected_label = peers.expected_label
-expected_name_part = peers.expected_name_part
 
 
 # Parsers, one per dialect ---------------------------------------------------
@@ -154,6 +155,31 @@ def parse_signalfx(line):
     return name, tags, value, kind
 
 
+def parse_monasca(line):
+    """monasca-statsd: ``name:value|type|#{'key': 'value', ...}``, the
+    dimensions a Python dict literal. Monasca's rules: a name of 1-255
+    characters without ``<>={},"\\;&()`` or a space; dimension keys and
+    values of 1-255 characters without ``<>={},"\\;&``, keys not starting
+    with ``_``."""
+    name, sep, rest = line.partition(':')
+    _check(sep and 0 < len(name) <= 255
+           and not re.search(r'[<>={},"\\;&() ]', name), line, 'name')
+    fields = rest.split('|')
+    value, kind = _value('|'.join(fields[:2]), line)
+    tags = {}
+    for field in fields[2:]:
+        _check(field.startswith('#{'), line, 'only dimensions expected')
+        tags = ast.literal_eval(field[1:])
+        _check(isinstance(tags, dict), line, 'a dict')
+        for key, tag_value in tags.items():
+            for text in (key, tag_value):
+                _check(0 < len(text) <= 255
+                       and not re.search(r'[<>={},"\\;&]', text), line,
+                       'dimension %r' % text)
+            _check(not key.startswith('_'), line, 'key %r' % key)
+    return name, tags, value, kind
+
+
 def parse_dotted(line):
     """Etsy statsd: ``<name>:<value>|<type>``; the daemon splits a datagram
     on newlines, a line on ``|#`` then ``:``, and keeps ``a-zA-Z0-9_-.``
@@ -166,7 +192,8 @@ def parse_dotted(line):
 
 PARSERS = {'dogstatsd': parse_dogstatsd, 'graphite': parse_graphite,
            'influxdb': parse_influxdb, 'librato': parse_librato,
-           'signalfx': parse_signalfx, 'disabled': parse_dotted}
+           'signalfx': parse_signalfx, 'monasca': parse_monasca,
+           'disabled': parse_dotted}
 
 
 # The measurements of every kind, with hostile label values -----------------
@@ -195,7 +222,8 @@ def _spell(mode, measurements, user_labels=(), emit_legacy=False):
     return lines
 
 
-LABELED = ['dogstatsd', 'graphite', 'influxdb', 'librato', 'signalfx']
+LABELED = ['dogstatsd', 'graphite', 'influxdb', 'librato', 'signalfx',
+           'monasca']
 
 
 @pytest.mark.parametrize('mode', LABELED)
@@ -242,6 +270,7 @@ def test_labels_are_sorted_by_key_and_user_labels_merge_in():
     ('influxdb', 'mdb.table.size,project=p,table=t:5|g'),
     ('librato', 'mdb.table.size#project=p,table=t:5|g'),
     ('signalfx', 'mdb.table.size[project=p,table=t]:5|g'),
+    ('monasca', "mdb.table.size:5|g|#{'project': 'p', 'table': 't'}"),
     ('disabled', 'mdb.tables.p.t.size:5|g'),
 ])
 def test_the_lines_of_design_md(mode, line):
@@ -260,8 +289,9 @@ def test_the_dotted_spelling_reads_back():
     lines = _spell('disabled', measurements)
     for line, (quantity, labels, value) in zip(lines, measurements):
         name, _, read_value, kind = parse_dotted(line)
-        assert name == 'mdb.' + quantity.dotted % tuple(
-            expected_name_part(raw) for raw in labels)
+        assert name == peers.expected_dotted_name('mdb', quantity.dotted,
+                                                  labels)
+        assert len(name) <= 255
         assert (read_value, kind) == (value, quantity.kind)
 
 
@@ -273,7 +303,7 @@ def test_emit_legacy_spells_everything_twice():
     assert [parse_librato(line)[0] for line in lines[:half]] == [
         'mdb.' + q.name for q, _, _ in measurements]
     assert [parse_dotted(line)[0] for line in lines[half:]] == [
-        'mdb.' + q.dotted % tuple(expected_name_part(r) for r in labels)
+        peers.expected_dotted_name('mdb', q.dotted, labels)
         for q, labels, _ in measurements]
 
 

@@ -68,6 +68,34 @@ def test_the_filter_gauges_in_graphite_under_statsd_names(
     assert all(0 < ms < 60000 for ms in series[upper])
 
 
+def test_names_of_255_characters_are_stored_and_read_back(
+        graphite, graphite_statsd, serve, prefix):
+    """Graphite stores each dotted part as a file or directory name of 255
+    bytes at most (``.wsp`` included). A 255-character table name with a
+    ``.`` becomes a 264-character part once made safe: cut to
+    max_name_length (255) with its hash, it is stored and read back, and
+    so are the longest names that fit and non-ASCII ones."""
+    dotted = 'd' * 100 + '.' + 'D' * 154
+    names = [dotted, 'x' * 255, 'L' * 254 + '.', '9' * 200, u'caf\u00e9',
+             u'\u8868' * 255]
+    dataset = {'a1b2c3d4e5f60718293a4b5c6d7e8f90': [
+        fakeapi.Table(name, 'ACTIVE', 1000 + i, i + 1)
+        for i, name in enumerate(names)]}
+    assert len(peers.expected_name_part(dotted)) == 264
+    api = serve(fakeapi.FakeMonitoringAPI(dataset))
+    result = cycle.run_cycle(peers.make_settings(
+        monitoring_url=api.url, statsd_port=graphite_statsd.port,
+        metric_prefix=prefix), outages.OutageLog())
+    assert result.completed, result.error
+    expected = dict(('stats.gauges.' + name, value) for name, value
+                    in peers.expected_gauges(dataset, prefix).items()
+                    if '.tables.' in name)
+    assert len(expected) == 2 * len(names)
+    assert max(len(name) for name in expected) == len('stats.gauges.') + 255
+    graphite.wait_for_values(['stats.gauges.%s.tables.*.*.*' % prefix],
+                             expected)
+
+
 # Tagged series: the collector with label_mode = graphite or dogstatsd and
 # a user label, in-process cycles over loopback HTTP (a healthy host that
 # also reads the tables, and one whose storage fails).

@@ -6,6 +6,7 @@ import pytest
 
 import peers
 from magnetodb_statsd_middleware import dialects
+from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import selection
 
@@ -128,3 +129,98 @@ def test_an_unnamed_project_or_table_is_skipped_and_counted():
     assert metric_set.counts.rejected == 2
     assert _dotted(metric_set.totals()) == {'totals.tables': 3,
                                          'totals.projects': 2}
+
+
+# Name length -----------------------------------------------------------------
+
+def _long_name_lines(max_length, prefix='magnetodb'):
+    """``[(line, quantity, labels, value)]`` of every table, project and
+    total gauge of the long-names dataset, spelled as dotted names."""
+    dataset = fakeapi.build_long_names_dataset()
+    metric_set = _metric_set()
+    measurements = []
+    for project, rows in sorted(dataset.items()):
+        measurements.extend(metric_set.project_measurements(project, [
+            metrics.TableStats(project, t.name, t.status == 'ACTIVE',
+                               {'size': t.size, 'item_count': t.item_count})
+            for t in rows]))
+    measurements.extend(metric_set.totals())
+    lines = dialects.Dotted(prefix, max_length).lines(measurements)
+    return [(line,) + m for line, m in zip(lines, measurements)]
+
+
+@pytest.mark.parametrize('max_length', [64, 127, 255, 1024])
+def test_no_name_is_longer_and_every_name_is_its_own(max_length):
+    spelled = _long_name_lines(max_length)
+    names = [line.split(':')[0] for line, _, _, _ in spelled]
+    assert len(spelled) > 2 * 290
+    assert max(len(name) for name in names) <= max_length
+    # Injective: every table's size and item count, every project sum.
+    assert len(set(names)) == len(names)
+    cut = 0
+    for name, (_, quantity, labels, _) in zip(names, spelled):
+        uncut = 'magnetodb.' + quantity.dotted % tuple(
+            metrics.safe_name(raw) for raw in labels)
+        # The rule of the README, written again; a name that fits is the
+        # name it would be without a limit.
+        assert name == peers.expected_dotted_name(
+            'magnetodb', quantity.dotted, labels, max_length)
+        if len(uncut) <= max_length:
+            assert name == uncut
+        else:
+            cut += 1
+            assert len(name) == max_length or max_length == 64
+    assert (cut > 0) == (max_length < 1024)
+    # Stable: the same names at the next cycle.
+    assert [line for line, _, _, _ in _long_name_lines(max_length)] == [
+        line for line, _, _, _ in spelled]
+
+
+def test_a_cut_table_keeps_its_start_and_the_digest_of_its_raw_name():
+    raw = 'c' * 127 + '.size'
+    (size, items) = dialects.Dotted('magnetodb', 127).lines([
+        (metrics.TABLE['size'], ('p', raw), 1),
+        (metrics.TABLE['item_count'], ('p', raw), 2)])
+    digest = hashlib.sha1(raw.encode('utf-8')).hexdigest()[:8]
+    assert size == 'magnetodb.tables.p.%s_%s.size:1|g' % ('c' * 94, digest)
+    assert items == 'magnetodb.tables.p.%s_%s.item_count:2|g' % ('c' * 88,
+                                                                digest)
+    assert len(size.split(':')[0]) == len(items.split(':')[0]) == 127
+
+
+def test_the_project_part_is_cut_once_the_table_part_is_at_its_least():
+    project, table = 'P' * 100, 'T' * 100
+    (line,) = dialects.Dotted('magnetodb', 64).lines([
+        (metrics.TABLE['item_count'], (project, table), 3)])
+    name = line.split(':')[0]
+    digest = dict((raw, hashlib.sha1(raw.encode()).hexdigest()[:8])
+                  for raw in (project, table))
+    # 64 - len("magnetodb.tables...item_count") = 35: 10 for the table.
+    assert name == 'magnetodb.tables.%s_%s.T_%s.item_count' % (
+        'P' * 16, digest[project], digest[table])
+    assert len(name) == 64
+
+
+def test_every_quantity_is_checked_for_room():
+    """A quantity missing from metrics.quantities() would escape the
+    configuration check of max_name_length."""
+    declared = []
+    for value in vars(metrics).values():
+        if isinstance(value, metrics.Quantity):
+            declared.append(value)
+        elif isinstance(value, dict):
+            declared.extend(v for v in value.values()
+                            if isinstance(v, metrics.Quantity))
+    assert declared and all(q in metrics.quantities() for q in declared)
+
+
+def test_a_table_cut_for_item_count_only_keeps_its_size_name():
+    """Each name fits on its own: ``.size`` is 6 characters shorter."""
+    table = 't' * (127 - len('magnetodb.tables.p.') - len('.size'))
+    labels = ('p', table)
+    (size, items) = dialects.Dotted('magnetodb', 127).lines([
+        (metrics.TABLE['size'], labels, 1),
+        (metrics.TABLE['item_count'], labels, 2)])
+    assert size == 'magnetodb.tables.p.%s.size:1|g' % table
+    assert len(items.split(':')[0]) == 127
+    assert items.split('.')[3] == metrics.cut_part(table, len(table) - 6)

@@ -3,9 +3,11 @@
 # the reference StatsD daemon (npm statsd@0.9.0) into the machine's cache
 # (outside the clone, so that a fresh clone reuses it), redis-server for
 # the tooz coordination tests, and Graphite (carbon-cache with whisper
-# storage, graphite-web) for the Graphite and Grafana tests, all from
-# Debian's packages. The tests start every peer themselves, on loopback,
-# with their own folders: no system service is started or configured.
+# storage, graphite-web) for the Graphite and Grafana tests, and collectd
+# (its statsd plugin) for the collectd tests, and uWSGI 2.0.21, all from
+# Debian's packages; and monasca-agent's statsd daemon from PyPI. The
+# tests start every peer themselves, on loopback, with their own folders:
+# no system service is started or configured.
 set -euo pipefail
 
 cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
@@ -20,6 +22,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/carbon-cache ] || missing+=(graphite-carbon)
 [ -f /usr/lib/python3/dist-packages/graphite/settings.py ] \
     || missing+=(graphite-web)
+[ -x /usr/sbin/collectd ] || missing+=(collectd-core)
+# Debian 12's uWSGI 2.0.21 and its plugin for the system's Python 3.11:
+# the uWSGI that runs no Python threads without enable-threads.
+[ -x /usr/bin/uwsgi_python3 ] || missing+=(uwsgi-core uwsgi-plugin-python3)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -37,4 +43,22 @@ if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then
     mkdir -p "$dest"
     npm install --prefix "$dest" --no-audit --no-fund --ignore-scripts \
         --loglevel=error statsd@0.9.0
+fi
+
+# monasca-agent's statsd daemon (udp.Server and MetricsAggregator) and
+# Monasca's statsd client in a virtualenv of their own: the agent runs on
+# Python 3 only, and the tests on 2.7 talk to it too. Those modules import
+# nothing beyond monasca-common's metric validation, simplejson and six,
+# so the agent's own dependencies (Kafka, keystone and oslo clients) are
+# left out.
+monasca="$cache/monasca-agent"
+monasca_pins="monasca-agent==10.0.0 monasca-common==3.8.0 simplejson"
+monasca_pins="$monasca_pins monasca-statsd==2.7.0 six"
+if [ "$(cat "$monasca/.pins" 2>/dev/null)" != "$monasca_pins" ]; then
+    rm -rf "$monasca"
+    python3 -m venv "$monasca"
+    # shellcheck disable=SC2086
+    "$monasca/bin/pip" install --quiet --disable-pip-version-check \
+        --no-deps $monasca_pins
+    echo "$monasca_pins" >"$monasca/.pins"
 fi

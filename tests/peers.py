@@ -118,6 +118,23 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
 
 class _ThreadingServer(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     daemon_threads = True
+    tls = None  # an ssl.SSLContext: HTTPS
+
+    def get_request(self):
+        sock, address = self.socket.accept()
+        if self.tls is not None:  # the handshake in the request's thread
+            sock = self.tls.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False)
+        return sock, address
+
+    def finish_request(self, request, client_address):
+        if self.tls is not None:
+            try:
+                request.do_handshake()
+            except compat.OS_ERRORS:
+                return  # a client that refused the certificate
+        simple_server.WSGIServer.finish_request(self, request,
+                                                client_address)
 
 
 class LoopbackServer(object):
@@ -129,9 +146,7 @@ class LoopbackServer(object):
         self._server = simple_server.make_server(
             '127.0.0.1', port, app, server_class=_ThreadingServer,
             handler_class=_QuietHandler)
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket,
-                                                  server_side=True)
+        self._server.tls = tls
         self.port = self._server.server_address[1]
         self.url = '%s://127.0.0.1:%d%s' % ('https' if tls else 'http',
                                             self.port, MONITORING_PATH)
@@ -154,12 +169,20 @@ class CertificateAuthority(object):
         self._server_cert = os.path.join(workdir, name + '-server.pem')
         self._server_key = os.path.join(workdir, name + '-server.key')
         csr = os.path.join(workdir, name + '-server.csr')
-        ext = write_file(os.path.join(workdir, name + '-ext.cnf'),
-                         'subjectAltName = IP:127.0.0.1\n')
+        # The extensions that Python 3.13's strict verification requires.
+        ext = write_file(os.path.join(workdir, name + '-ext.cnf'), (
+            'subjectAltName = IP:127.0.0.1\n'
+            'basicConstraints = critical, CA:FALSE\n'
+            'keyUsage = critical, digitalSignature, keyEncipherment\n'
+            'extendedKeyUsage = serverAuth\n'
+            'subjectKeyIdentifier = hash\n'
+            'authorityKeyIdentifier = keyid, issuer\n'))
         for command in (
                 ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days',
                  '2', '-subj', '/CN=%s test CA' % name, '-keyout',
-                 self._key, '-out', self.ca_file],
+                 self._key, '-out', self.ca_file,
+                 '-addext', 'basicConstraints = critical, CA:TRUE',
+                 '-addext', 'keyUsage = critical, keyCertSign, cRLSign'],
                 ['req', '-newkey', 'rsa:2048', '-nodes', '-subj',
                  '/CN=127.0.0.1', '-keyout', self._server_key, '-out', csr],
                 ['x509', '-req', '-in', csr, '-CA', self.ca_file, '-CAkey',
@@ -520,24 +543,18 @@ format = %(process)d %(levelname)s %(name)s: %(message)s
 
 
 def uwsgi_command(server):
-    """How to run a real uWSGI with this interpreter, or None.
+    """How to run a real uWSGI.
 
     ``uwsgi``: PyPI's pyuwsgi in this environment (2.0.30 on 3.x, where
     Python threads are always on; 2.0.19.1 on 2.7, where they are off
     without enable-threads). ``uwsgi-debian``: Debian 12's uWSGI 2.0.21
-    with its plugin for this Python (threads off by default), on this
-    environment's libraries.
+    (threads off by default) on Debian's Python 3.11, with the filter's
+    libraries in a virtualenv that tools/install-peers.sh makes.
     """
     if server == 'uwsgi':
-        try:
-            import pyuwsgi  # noqa: F401
-        except ImportError:
-            return None
         return [sys.executable, '-c', 'import pyuwsgi; pyuwsgi.run()']
-    binary = '/usr/bin/uwsgi_python%d%d' % sys.version_info[:2]
-    if not os.path.exists(binary):
-        return None
-    return [binary, '--virtualenv', sys.prefix]
+    return ['/usr/bin/uwsgi_python3', '--virtualenv',
+            os.path.join(CACHE, 'uwsgi-debian')]
 
 
 # gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and

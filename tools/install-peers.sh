@@ -26,6 +26,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Debian 12's uWSGI 2.0.21 and its plugin for the system's Python 3.11:
 # the uWSGI that runs no Python threads without enable-threads.
 [ -x /usr/bin/uwsgi_python3 ] || missing+=(uwsgi-core uwsgi-plugin-python3)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 \
+    || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
@@ -61,4 +63,19 @@ if [ "$(cat "$monasca/.pins" 2>/dev/null)" != "$monasca_pins" ]; then
     "$monasca/bin/pip" install --quiet --disable-pip-version-check \
         --no-deps $monasca_pins
     echo "$monasca_pins" >"$monasca/.pins"
+fi
+
+# Debian's uWSGI runs Debian's own Python 3.11: the filter's libraries in
+# a virtualenv of that Python, as an operator of Debian's uWSGI has them
+# (the tests' own interpreters are other builds, whose C modules it
+# cannot load).
+uwsgi_env="$cache/uwsgi-debian"
+uwsgi_pins="oslo.config WebOb eventlet statsd Paste PasteDeploy"
+if [ "$(cat "$uwsgi_env/.pins" 2>/dev/null)" != "$uwsgi_pins" ]; then
+    rm -rf "$uwsgi_env"
+    /usr/bin/python3 -m venv "$uwsgi_env"
+    # shellcheck disable=SC2086
+    "$uwsgi_env/bin/pip" install --quiet --disable-pip-version-check \
+        $uwsgi_pins
+    echo "$uwsgi_pins" >"$uwsgi_env/.pins"
 fi

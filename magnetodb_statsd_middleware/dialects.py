@@ -31,7 +31,7 @@ LABEL_MODES = (DISABLED, 'dogstatsd', 'graphite', 'influxdb', 'librato',
                'signalfx')
 
 # Label keys of the measurements themselves: user_labels may not use them.
-RESERVED_LABELS = ('project', 'table', 'host', 'subsystem')
+RESERVED_LABELS = ('project', 'table', 'host', 'subsystem', 'status')
 
 _VALUE_FORMATS = {metrics.GAUGE: '%d', metrics.COUNTER: '%d',
                   metrics.TIMER: '%0.6f'}

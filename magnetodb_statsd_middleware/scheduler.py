@@ -25,6 +25,7 @@ from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import stuck
 
 LOG = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ class Scheduler(object):
         # page that fails.
         self.memory = listing.ListingMemory()
         self.lock = election.HostLock(settings.lock_path)
-        # Top-N membership lives as long as the collector.
+        # Top-N membership lives as long as the collector, and so do the
+        # clocks of the tables seen CREATING or DELETING.
         self.selector = selection.TableSelector(settings)
+        self.clock = stuck.StuckClock(settings.stuck_after)
         self.cluster = None
         if settings.coordination_url:
             self.cluster = coordination.ClusterLock(
@@ -154,7 +157,7 @@ class Scheduler(object):
                                      tables=self._cluster_elected(),
                                      selector=self.selector,
                                      memory=self.memory,
-                                     pacer=self.pacer)
+                                     pacer=self.pacer, clock=self.clock)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

@@ -293,18 +293,30 @@ def make_settings(**overrides):
     return config.Settings(**values)
 
 
-def _expected(dataset, metrics, key, tables=None):
+# design.md: MagnetoDB 2015.1's statuses, each sent every cycle.
+STATUSES = ('active', 'creating', 'deleting', 'create_failed',
+            'delete_failed')
+
+
+def _expected(dataset, metrics, key, tables=None, withheld=(), stuck=()):
     """Every gauge a cycle must leave for ``dataset``, whatever the naming:
-    ``key(level, quantity, project=None, table=None)`` names each (level
-    is 'table', 'project' or 'total'); only the ``(project, table)`` in
-    ``tables`` get table gauges when it is given."""
+    ``key(level, quantity, project=None, table=None, status=None)`` names
+    each (level is 'table', 'project' or 'total'); only the ``(project,
+    table)`` in ``tables`` get table gauges when it is given. The projects
+    in ``withheld`` were read without their statuses: no counts by status
+    for them, nor totals of those; ``stuck`` holds the ``(project, table)``
+    counted as stuck."""
     gauges = {}
     totals = dict.fromkeys(metrics, 0)
+    by_status = dict.fromkeys(STATUSES, 0)
     count = 0
     for project, rows in dataset.items():
         sums = dict.fromkeys(metrics, 0)
+        statuses = dict.fromkeys(STATUSES, 0)
         for table in rows:
             count += 1
+            status = table.status.lower()
+            statuses[status] = statuses.get(status, 0) + 1
             if table.status != 'ACTIVE':
                 continue
             for metric in metrics:
@@ -316,22 +328,39 @@ def _expected(dataset, metrics, key, tables=None):
             gauges[key('project', metric, project)] = sums[metric]
             totals[metric] += sums[metric]
         gauges[key('project', 'tables', project)] = len(rows)
+        if project in withheld:
+            continue
+        for status, tables_in in statuses.items():
+            gauges[key('project', 'tables_by_status', project,
+                       status=status)] = tables_in
+            by_status[status] = by_status.get(status, 0) + tables_in
+        gauges[key('project', 'stuck', project)] = len(
+            [name for p, name in stuck if p == project])
     for metric in metrics:
         gauges[key('total', metric)] = totals[metric]
     gauges[key('total', 'tables')] = count
     gauges[key('total', 'projects')] = len(dataset)
+    if not set(withheld) & set(dataset):
+        for status, tables_in in by_status.items():
+            gauges[key('total', 'tables_by_status', status=status)] = \
+                tables_in
+        gauges[key('total', 'stuck')] = len(stuck)
     return gauges
 
 
-def expected_gauges(dataset, prefix, metrics=('size', 'item_count')):
+def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
+                    withheld=(), stuck=()):
     """What StatsD must hold for ``dataset`` (computed independently)."""
     from magnetodb_statsd_middleware.metrics import safe_name
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
-    def key(level, quantity, project=None, table=None):
+    def key(level, quantity, project=None, table=None, status=None):
         names = [safe_name(raw) for raw in (project, table) if raw is not None]
+        if status is not None:
+            names.append(quantity)
+            quantity = expected_name_part(status)
         return '.'.join([prefix, plural[level]] + names + [quantity])
-    return _expected(dataset, metrics, key)
+    return _expected(dataset, metrics, key, withheld=withheld, stuck=stuck)
 
 
 def expected_label(raw, lower):
@@ -366,9 +395,10 @@ def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
     when it is given."""
     user = dict(user_labels)
 
-    def key(level, quantity, project=None, table=None):
+    def key(level, quantity, project=None, table=None, status=None):
         labels = dict((k, expected_label(v, lower))
-                      for k, v in (('project', project), ('table', table))
+                      for k, v in (('project', project), ('table', table),
+                                   ('status', status))
                       if v is not None)
         labels.update(user)
         return graphite_key('%s.%s.%s' % (prefix, level, quantity), labels)

@@ -389,10 +389,10 @@ def graphite_key(name, labels):
 
 
 def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
-                     metrics=('size', 'item_count')):
+                     metrics=('size', 'item_count'), withheld=(), stuck=()):
     """``{graphite_key: value}`` that StatsD must hold for ``dataset`` with
     labels; only the ``(project, table)`` in ``tables`` get table series
-    when it is given."""
+    when it is given (``withheld``, ``stuck``: see :func:`_expected`)."""
     user = dict(user_labels)
 
     def key(level, quantity, project=None, table=None, status=None):
@@ -402,7 +402,7 @@ def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
                       if v is not None)
         labels.update(user)
         return graphite_key('%s.%s.%s' % (prefix, level, quantity), labels)
-    return _expected(dataset, metrics, key, tables)
+    return _expected(dataset, metrics, key, tables, withheld, stuck)
 
 
 def fixture_stats(base_url):

@@ -179,7 +179,12 @@ def _measurements(names):
         found.append((metrics.TABLE['item_count'], labels, 8))
         found.append((metrics.PROJECT['size'], (name,), 9))
         found.append((metrics.HEALTH, (name, u'storage'), 1))
+        found.append((metrics.PROJECT['tables_by_status'],
+                      (name, u'create_failed'), 2))
+        found.append((metrics.PROJECT['stuck'], (name,), 0))
+        found.append((metrics.TOTAL['tables_by_status'], (name,), 4))
     found.append((metrics.TOTAL['projects'], (), 3))
+    found.append((metrics.TOTAL['stuck'], (), 1))
     found.append((metrics.COLLECTOR['cycles_completed'], (), 1))
     found.append((metrics.COLLECTOR['cycle_duration'], (), 12.25))
     return found

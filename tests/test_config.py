@@ -101,6 +101,7 @@ def test_the_lock_path_follows_the_monitoring_url():
     ('exclude_tables', '(?P<'), ('top_tables', '-1'),
     ('top_tables', 'ten'),
     ('send_spread', '0.95'), ('send_spread', '-0.1'),
+    ('stuck_after', '0'), ('stuck_after', '15m'), ('user_labels', 'status:x'),
 ])
 def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     conf.config(group='statsd', enabled=True)
@@ -116,6 +117,17 @@ def test_send_spread_ends_a_plan_within_the_interval(conf):
     assert config.load_settings({}, {}, conf=conf.conf).send_spread == 0.5
     assert config.load_settings({}, {'send_spread': '0.9'},
                                 conf=conf.conf).send_spread == 0.9
+
+
+def test_stuck_after(conf, tmp_path):
+    conf.config(group='statsd', enabled=True)
+    assert config.load_settings({}, {}, conf=conf.conf).stuck_after == 900
+    path = _write(tmp_path, 'statsd.conf',
+                  '[statsd]\nenabled = true\nstuck_after = 1800\n')
+    assert config.load_settings({}, {'oslo_config_file': path},
+                                conf=conf.conf).stuck_after == 1800
+    assert config.load_settings({}, {'stuck_after': '60'},
+                                conf=conf.conf).stuck_after == 60
 
 
 def test_label_options(conf):
@@ -195,7 +207,7 @@ def test_list_opts_names_every_option():
         'max_packet_size', 'lock_path', 'healthcheck_url', 'host_name',
         'label_mode', 'emit_legacy', 'user_labels', 'include_projects',
         'exclude_projects', 'include_tables', 'exclude_tables',
-        'top_tables'}
+        'top_tables', 'stuck_after'}
     assert all(o.help for o in listed)
 
 

@@ -35,6 +35,10 @@ def test_listed_projects_are_read_one_by_one_and_totalled(serve, udp):
         assert gauges['magnetodb.projects.%s.tables' % project] == len(
             active[project])
     assert not [name for name in gauges if sorted(dataset)[3] in name]
+    # Read through their own resources: ACTIVE tables only, so no counts
+    # by status, never wrong ones.
+    assert not [name for name in gauges
+                if '.tables_by_status.' in name or name.endswith('.stuck')]
 
 
 def test_a_failed_listed_project_withholds_the_totals_only(serve, udp):

@@ -254,6 +254,8 @@ class MetricSet(object):
                                        for metric in self._metrics)
         self._selector = selector
         self._ranking = selector.ranking()
+        # A clock of this cycle alone finds nothing stuck, whatever its
+        # stuck_after.
         self._clock = clock if clock is not None else stuck.StuckClock(1)
         self._clock.begin()
         # Tables by status name and stuck tables over the projects so
@@ -343,11 +345,11 @@ class MetricSet(object):
             self._status_totals = None
         return measurements
 
-    def _statuses(self, project, count, waiting, own):
+    def _statuses(self, project, listed, waiting, own):
         """A project's tables by status and its stuck tables; the totals
         grow by them."""
         by_status = dict.fromkeys(STATUSES, 0)
-        by_status['active'] = count - len(waiting)
+        by_status['active'] = listed - len(waiting)
         passing = []
         for name, status in waiting:
             status = status_name(status)
@@ -360,8 +362,8 @@ class MetricSet(object):
         stuck_tables = self._clock.stuck(project, passing)
         totals = self._status_totals
         if totals is not None:
-            for status, tables in by_status.items():
-                totals[status] = totals.get(status, 0) + tables
+            for status, count in by_status.items():
+                totals[status] = totals.get(status, 0) + count
             self._stuck_total += stuck_tables
         if not own:
             return []

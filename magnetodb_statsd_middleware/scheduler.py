@@ -151,10 +151,15 @@ class Scheduler(object):
         """
         try:
             if not self._elected():
+                # Another process times the tables meanwhile: what this
+                # one saw is stale when it collects again.
+                self.clock.forget()
                 return True
+            tables = self._cluster_elected()
+            if not tables:
+                self.clock.forget()
             result = cycle.run_cycle(self.settings, self.outages,
-                                     self._sink_factory,
-                                     tables=self._cluster_elected(),
+                                     self._sink_factory, tables=tables,
                                      selector=self.selector,
                                      memory=self.memory,
                                      pacer=self.pacer, clock=self.clock)

@@ -14,9 +14,10 @@ keeps what was known of it; one that a complete listing no longer has is
 forgotten, and so is a table no longer seen passing.
 
 The clock lives in the collector's memory: a restart, or another process
-or host taking over the collection, starts every clock again. A table
-then counts as stuck up to ``stuck_after`` later than it would have,
-never earlier.
+or host taking over the collection, starts every clock again (and so does
+a process that takes the collection back: it did not see what happened
+meanwhile). A table then counts as stuck up to ``stuck_after`` later than
+it would have, never earlier.
 """
 
 from magnetodb_statsd_middleware import compat
@@ -69,6 +70,12 @@ class StuckClock(object):
         """After a complete listing: the projects it did not have are gone."""
         for project in [p for p in self._since if p not in self._seen]:
             del self._since[project]
+
+    def forget(self):
+        """Another collector times the tables now: if this one collects
+        again, it starts every clock again, not knowing what happened
+        meanwhile."""
+        self._since = {}
 
     def remembered(self):
         """How many tables are timed (for tests and benchmarks)."""

@@ -10,7 +10,7 @@ quirk-faithful fake monitoring API (served by a separate process, so that
 its CPU is not counted), the real Etsy statsd daemon, and eventlet.wsgi /
 gunicorn API servers loading a MagnetoDB-shaped paste ini.
 
-The 1,000,000-table figures (``--only 7,8,9``) take several minutes;
+The 1,000,000-table figures (``--only 7,8,9,12``) take several minutes;
 ``--profile`` prints where a 100,000-table cycle spends its CPU instead.
 """
 
@@ -105,6 +105,13 @@ import peers
 from magnetodb_statsd_middleware import fakeapi
 dataset = fakeapi.build_dataset(projects=int(sys.argv[2]),
                                 tables=int(sys.argv[3]))
+passing_every = int(sys.argv[5])
+if passing_every:  # one table in that many CREATING or DELETING, no other
+    for index, project in enumerate(sorted(dataset)):
+        for number, table in enumerate(dataset[project]):
+            table.status = 'ACTIVE'
+            if number %% passing_every == 0:
+                table.status = ('CREATING', 'DELETING')[index %% 2]
 api = fakeapi.FakeMonitoringAPI(dataset)
 
 def app(environ, start_response):
@@ -136,12 +143,12 @@ class FixtureProcess(object):
     already holds the gauges shows whether the next cycle's arrived.
     """
 
-    def __init__(self, projects, tables):
+    def __init__(self, projects, tables, passing_every=0):
         self.port = peers.free_port()
         code = FIXTURE % inspect.getsource(next_generation)
         self.process = subprocess.Popen(
             [sys.executable, '-c', code, TESTS, str(projects), str(tables),
-             str(self.port)], close_fds=True)
+             str(self.port), str(passing_every)], close_fds=True)
         self.url = 'http://127.0.0.1:%d%s' % (self.port, peers.MONITORING_PATH)
         self.dataset = dict(projects=projects, tables=tables)
         self.generation = 0
@@ -692,6 +699,76 @@ def bench_million_memory(huge, cycles=5):
            '%.2f' % growth, '<= 1 MB', growth <= 1, ' MB')
 
 
+# 12. The stuck clock ---------------------------------------------------------
+
+# 1,000,000 tables, 1% of them not ACTIVE: all CREATING or DELETING, the
+# statuses whose tables the clock remembers (failed ones cost nothing).
+HUGE_PASSING = dict(HUGE, passing_every=100)
+
+STUCK_MEMORY_CHILD = r'''
+from __future__ import print_function
+import gc, resource, sys
+sys.path.insert(0, sys.argv[1])
+import peers
+from magnetodb_statsd_middleware import cycle, outages, stuck
+settings = peers.make_settings(
+    monitoring_url=sys.argv[2], lock_path='', statsd_port=int(sys.argv[3]),
+    send_rate=0, request_timeout=60)
+kept = sys.argv[4] == 'kept'
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+clock = stuck.StuckClock(settings.stuck_after)  # kept, as the scheduler does
+gc.collect()
+before = rss()
+between = []
+for _ in range(int(sys.argv[5])):
+    if not kept:
+        clock = stuck.StuckClock(settings.stuck_after)
+    result = cycle.run_cycle(settings, outages.OutageLog(), clock=clock)
+    assert result.completed, result.error
+    gc.collect()
+    between.append(rss())
+remembered = clock.remembered() if kept else 0
+held = 0  # the clock's own objects, counted one by one
+if kept:
+    for project, tables in clock._since.items():
+        held += sys.getsizeof(project) + sys.getsizeof(tables)
+        for name, since in tables.items():
+            held += (sys.getsizeof(name) + sys.getsizeof(since)
+                     + sys.getsizeof(since[1]))
+    held += sys.getsizeof(clock._since)
+print(before, max(between), result.counts.tables, remembered, held)
+'''
+
+
+def _stuck_memory_child(fixture, mode, cycles=3):
+    done = peers.run([sys.executable, '-c', STUCK_MEMORY_CHILD, TESTS,
+                      fixture.url, str(peers.free_port(socket.SOCK_DGRAM)),
+                      mode, str(cycles)], timeout=3600)
+    assert done.returncode == 0, done.stderr
+    return [int(n) for n in done.stdout.split()]
+
+
+def bench_stuck_memory(huge):
+    """Memory the stuck clock holds between cycles: a collector that keeps
+    it, as the scheduler does, beside one that starts a new clock every
+    cycle and so holds nothing between cycles. The RSS difference can be
+    less than the clock's objects (they may fill pages a cycle freed), so
+    the figure is the larger of the two."""
+    held = {}
+    for mode in ('fresh', 'kept'):
+        before, between, tables, remembered, counted = _stuck_memory_child(
+            huge, mode)
+        held[mode] = (between - before) / 2 ** 20
+        say('   %s clock: %.1f MB held between cycles of %d tables, %d '
+            'tables remembered (%.1f MB of objects)'
+            % (mode, held[mode], tables, remembered, counted / 2 ** 20))
+    extra = max(held['kept'] - held['fresh'], counted / 2 ** 20)
+    report('12. memory held between cycles by the stuck clock, 1M tables, '
+           '1% passing', '%.1f' % extra, '<= 10 MB', extra <= 10, ' MB')
+
+
 # 11. Labeled metrics and top_tables (issue 11) ------------------------------
 
 TOP_MEMORY_CHILD = r'''
@@ -771,12 +848,12 @@ def bench_label_cpu(big):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--only', help='comma-separated figure numbers: '
-                        '1-6, 11a and 11b at 100,000 tables, 7-9 at '
-                        '1,000,000')
+                        '1-6, 11a and 11b at 100,000 tables, 7-9 and 12 '
+                        'at 1,000,000')
     parser.add_argument('--profile', action='store_true',
                         help='profile one 100,000-table cycle and stop')
     args = parser.parse_args()
-    figures = set('123456789') | {'11a', '11b'}
+    figures = set('123456789') | {'11a', '11b', '12'}
     only = set(args.only.split(',')) if args.only else figures
     say('python %s, %d cores, %s; load average %s'
         % (sys.version.split()[0], multiprocessing.cpu_count(),
@@ -829,6 +906,8 @@ def main():
                                   ('eventlet', 'gthread'), **PRODUCTION)
                 finally:
                     million.stop()
+        if '12' in only:
+            bench_stuck_memory(fixture(HUGE_PASSING))
     finally:
         if daemon is not None:
             daemon.stop()

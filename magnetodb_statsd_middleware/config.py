@@ -51,6 +51,7 @@ _SETTINGS_DEFAULTS = (
     ('monitoring_url', opts.DEFAULT_MONITORING_URL),
     ('projects', ()),
     ('metrics', opts.KNOWN_METRICS),
+    ('stuck_after', 900),
     ('page_size', 1000),
     ('request_timeout', 30.0),
     ('max_response_bytes', 16 * 1024 * 1024),
@@ -337,6 +338,7 @@ def _validated(values):
         projects=projects,
         metrics=tuple(collections.OrderedDict.fromkeys(
             values['metrics'])),
+        stuck_after=values['stuck_after'],
         page_size=values['page_size'],
         request_timeout=values['request_timeout'],
         max_response_bytes=values['max_response_bytes'],

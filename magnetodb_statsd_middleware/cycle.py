@@ -18,6 +18,7 @@ from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import stuck
 
 MONITORING = 'monitoring API'
 PROJECTS = 'project statistics'
@@ -44,8 +45,9 @@ def _read_listing(settings, client, metric_set, sink, memory):
     MagnetoDB itself fails."""
     if not settings.projects:
         walk = listing.Walk(client, memory)
-        for project, tables in walk.projects():
-            sink.send(metric_set.project_measurements(project, tables))
+        for project, tables, listed in walk.projects():
+            sink.send(metric_set.project_measurements(project, tables,
+                                                      listed))
         return walk.unreadable
     unreadable = []
     first_error = None
@@ -58,7 +60,8 @@ def _read_listing(settings, client, metric_set, sink, memory):
             first_error = first_error or exc
             unreadable.append(listing.Unreadable.project(project))
             continue
-        sink.send(metric_set.project_measurements(project, tables))
+        # Its own resource lists its ACTIVE tables only: no statuses.
+        sink.send(metric_set.project_measurements(project, tables, False))
     if len(unreadable) == len(settings.projects):
         raise first_error  # nothing could be read: the API fails
     return unreadable
@@ -89,10 +92,11 @@ def _send_health(settings, outages, sink):
     return True
 
 
-def _send_tables(settings, outages, sink, started, selector, memory):
+def _send_tables(settings, outages, sink, started, selector, memory,
+                 clock):
     """The table, project, total and collector metrics; returns the
     CycleResult."""
-    metric_set = metrics.MetricSet(settings.metrics, selector)
+    metric_set = metrics.MetricSet(settings.metrics, selector, clock)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
     unreadable = None  # stays None unless the listing was read to its end
@@ -123,6 +127,7 @@ def _send_tables(settings, outages, sink, started, selector, memory):
     # The top N can only be chosen once the listing is over.
     sink.send(metric_set.ranked_tables(complete=not error))
     if not error:
+        clock.forget_unlisted()
         sink.send(metric_set.totals())
     counts.pages = client.pages
     counts.rejected += sink.oversize
@@ -140,7 +145,7 @@ def _send_tables(settings, outages, sink, started, selector, memory):
 
 
 def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
-              selector=None, memory=None, pacer=None):
+              selector=None, memory=None, pacer=None, clock=None):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
@@ -150,10 +155,14 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     from scratch); ``memory`` is the :class:`~.listing.ListingMemory` a
     collector keeps from cycle to cycle (a single cycle may go without);
     ``pacer``, the collector's :class:`~.pacing.Pacer`, knows the cycles
-    before (without one the cycle is paced like a first one).
+    before (without one the cycle is paced like a first one); ``clock``,
+    the collector's :class:`~.stuck.StuckClock`, times the tables seen
+    CREATING or DELETING (a fresh one finds none stuck yet).
     """
     if selector is None:
         selector = selection.TableSelector(settings)
+    if clock is None:
+        clock = stuck.StuckClock(settings.stuck_after)
     started = compat.monotonic()
     result = CycleResult(True, metrics.CycleCounts())
     if pacer is None:
@@ -166,7 +175,7 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
                                      'health check not answering yet')
             if tables:
                 result = _send_tables(settings, outages, sink, started,
-                                      selector, memory)
+                                      selector, memory, clock)
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))

@@ -40,7 +40,7 @@ LABEL_MODES = (DISABLED, 'dogstatsd', 'graphite', 'influxdb', 'librato',
 _VALUE_FIRST = ('dogstatsd', 'monasca')
 
 # Label keys of the measurements themselves: user_labels may not use them.
-RESERVED_LABELS = ('project', 'table', 'host', 'subsystem')
+RESERVED_LABELS = ('project', 'table', 'host', 'subsystem', 'status')
 
 _VALUE_FORMATS = {metrics.GAUGE: '%d', metrics.COUNTER: '%d',
                   metrics.TIMER: '%0.6f'}
@@ -147,7 +147,7 @@ class _Spelling(object):
                 too_long = length > least_room
             if too_long and length > rooms[quantity]:
                 parts = metrics.fit_parts(labels, safe_labels,
-                                          rooms[quantity])
+                                          rooms[quantity], quantity.labels)
             else:
                 parts = safe_labels
             if value_first:

@@ -151,7 +151,10 @@ class Walk(object):
         self.unreadable = []
 
     def projects(self):
-        """Yield ``(project, tables)`` once for every readable project.
+        """Yield ``(project, tables, listed)`` once for every readable
+        project; ``listed``: its tables come from the listing, every one
+        with its status (else from the project's own resource, which
+        leaves out the tables that are not ACTIVE).
 
         Raises MonitoringError when MagnetoDB itself fails, or the listing
         misbehaves; the projects already yielded were complete and right.
@@ -189,7 +192,7 @@ class Walk(object):
                             self._too_large[project] = left
                         elif not skipped:
                             suspect = project
-                        yield project, tables
+                        yield project, tables, False
                 else:
                     # The first page, or the page after cursor, holds a row
                     # that cannot be read: read the next known projects
@@ -204,7 +207,7 @@ class Walk(object):
                     for candidate in iter(self._next_candidate, None):
                         tables = self._read_whole(candidate)
                         if tables:
-                            yield candidate, tables
+                            yield candidate, tables, False
                             rows += len(tables)
                         if tables is None or tables:
                             cursor = candidate
@@ -224,7 +227,7 @@ class Walk(object):
             for run in complete:
                 if run.project not in self._done:
                     self._pass(run.project)
-                    yield run.project, run.tables
+                    yield run.project, run.tables, True
             if not full:
                 break
             if not runs:

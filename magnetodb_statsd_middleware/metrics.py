@@ -21,6 +21,7 @@ import re
 import time
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import stuck
 
 MAX_VALUE = 2 ** 63 - 1
 
@@ -82,17 +83,27 @@ def cut_part(raw, length):
                       _digest(raw))
 
 
-def fit_parts(raw_parts, safe_parts, room):
+# Label keys whose values are the collector's own words (a table status,
+# a health subsystem): dashboards name them, so they are cut only when
+# cutting the project and table parts is not enough.
+CUT_LAST = ('status', 'subsystem')
+
+
+def fit_parts(raw_parts, safe_parts, room, keys):
     """Safe name parts cut until their lengths add up to at most ``room``.
 
     The last part is cut first (a table before its project, see "Name
-    length" in the README), each down to :data:`MIN_CUT_PART` at most;
-    parts that fit are not touched. :func:`check_name_room` makes sure, at
-    configuration time, that every name can fit.
+    length" in the README), the parts of :data:`CUT_LAST` keys after all
+    the others, each down to :data:`MIN_CUT_PART` at most; parts that fit
+    are not touched. :func:`check_name_room` makes sure, at configuration
+    time, that every name can fit. ``keys`` are the parts' label keys.
     """
     parts = list(safe_parts)
     excess = sum(map(len, parts)) - room
-    for index in range(len(parts) - 1, -1, -1):
+    last = range(len(parts) - 1, -1, -1)
+    order = ([i for i in last if keys[i] not in CUT_LAST]
+             + [i for i in last if keys[i] in CUT_LAST])
+    for index in order:
         if excess <= 0:
             break
         length = len(parts[index])
@@ -182,9 +193,15 @@ TABLE = dict((metric, Quantity('table.' + metric, ('project', 'table'), GAUGE,
              for metric in TABLE_METRICS)
 PROJECT = dict((name, Quantity('project.' + name, ('project',), GAUGE,
                                'projects.%s.' + name))
-               for name in TABLE_METRICS + ('tables',))
+               for name in TABLE_METRICS + ('tables', 'stuck'))
+PROJECT['tables_by_status'] = Quantity(
+    'project.tables_by_status', ('project', 'status'), GAUGE,
+    'projects.%s.tables_by_status.%s')
 TOTAL = dict((name, Quantity('total.' + name, (), GAUGE, 'totals.' + name))
-             for name in TABLE_METRICS + ('tables', 'projects'))
+             for name in TABLE_METRICS + ('tables', 'projects', 'stuck'))
+TOTAL['tables_by_status'] = Quantity(
+    'total.tables_by_status', ('status',), GAUGE,
+    'totals.tables_by_status.%s')
 HEALTH = Quantity('health', ('host', 'subsystem'), GAUGE, 'health.%s.%s')
 COLLECTOR = dict((name, Quantity('collector.' + name, (), kind,
                                  'collector.' + name))
@@ -231,19 +248,46 @@ def check_name_room(prefix, max_length):
     return None
 
 
+# Table statuses ----------------------------------------------------------
+
+# As the API sends it (text, like every string of a JSON document).
+ACTIVE = u'ACTIVE'
+
+# MagnetoDB 2015.1's statuses as named in metrics, each sent every cycle,
+# 0 included, so that a count that falls to zero reads 0 in a daemon that
+# keeps a gauge's last value.
+STATUSES = ('active', 'creating', 'deleting', 'create_failed',
+            'delete_failed')
+_STATUS_NAMES = dict((name.upper(), name) for name in STATUSES)
+
+# Statuses MagnetoDB leaves by itself: a table seen in one of them for
+# longer than stuck_after is stuck.
+PASSING = ('creating', 'deleting')
+
+
+def status_name(status):
+    """A status as named in metrics: lower case (a spelling then makes it
+    safe), one shared string for the known ones; None for a status that
+    cannot be named (not a non-empty string)."""
+    if not nameable(status):
+        return None
+    known = _STATUS_NAMES.get(status)
+    return status.lower() if known is None else known
+
+
 class TableStats(collections.namedtuple(
-        'TableStats', 'project name active usage')):
+        'TableStats', 'project name status usage')):
     """One row of a listing: a table's status and raw usage figures.
 
-    ``name`` is as the API sent it (the spelling makes it safe). A
-    namedtuple: a million-table cycle builds a million of them, with
-    :data:`new_table`.
+    ``name`` and ``status`` are as the API sent them (the spelling makes
+    them safe). A namedtuple: a million-table cycle builds a million of
+    them, with :data:`new_table`.
     """
 
     __slots__ = ()
 
 
-# ``new_table((project, name, active, usage))`` builds a TableStats without
+# ``new_table((project, name, status, usage))`` builds a TableStats without
 # the Python-level ``__new__`` of a namedtuple, at half the cost.
 new_table = functools.partial(tuple.__new__, TableStats)
 
@@ -269,12 +313,18 @@ class MetricSet(object):
     A project's sum of a metric is sent only when every ACTIVE table of it
     had a valid value for that metric: a sum with a missing part would be a
     wrong number. Totals follow the same rule, and are produced only by
-    :meth:`totals` after the caller knows the listing was complete. Sums
-    and totals cover every table listed; the selector only decides which
-    projects and tables get measurements of their own.
+    :meth:`totals` after the caller knows the listing was complete. Sums,
+    counts by status and totals cover every table listed; the selector
+    only decides which projects and tables get measurements of their own.
+
+    Counts by status need every table of a project with its status: a
+    project read without them (its own resource lists ACTIVE tables only)
+    gets none that cycle, nor do the totals. ``clock`` is the collector's
+    :class:`~.stuck.StuckClock`; without one, a clock of this cycle alone
+    finds nothing stuck.
     """
 
-    def __init__(self, metrics, selector):
+    def __init__(self, metrics, selector, clock=None):
         self._metrics = tuple(metrics)
         # Plain dicts (an OrderedDict is pure Python on 2.7): the order
         # is that of self._metrics.
@@ -283,17 +333,27 @@ class MetricSet(object):
                                        for metric in self._metrics)
         self._selector = selector
         self._ranking = selector.ranking()
+        # A clock of this cycle alone finds nothing stuck, whatever its
+        # stuck_after.
+        self._clock = clock if clock is not None else stuck.StuckClock(1)
+        self._clock.begin()
+        # Tables by status name and stuck tables over the projects so
+        # far; None once a project's statuses are unknown.
+        self._status_totals = dict.fromkeys(STATUSES, 0)
+        self._stuck_total = 0
         self.counts = CycleCounts()
 
-    def project_measurements(self, project, tables):
+    def project_measurements(self, project, tables, statuses=True):
         """Measurements of one complete project and, unless they must wait
-        for the ranking of the whole listing, of its tables."""
+        for the ranking of the whole listing, of its tables; ``statuses``:
+        ``tables`` are all of the project's tables, with their statuses."""
         counts = self.counts
         counts.tables += len(tables)
         counts.projects += 1
         if not nameable(project):
             counts.rejected += 1
             self._mark_incomplete(self._totals, self._metrics)
+            self._status_totals = None
             return []
         measurements = []
         sums = dict.fromkeys(self._metrics, 0)
@@ -304,8 +364,10 @@ class MetricSet(object):
         string_types = compat.string_types
         max_value = MAX_VALUE
         sent = 0
-        for _, name, active, usage in tables:  # TableStats, unpacked
-            if not active:
+        waiting = []  # (name, raw status) of the tables not ACTIVE
+        for _, name, status, usage in tables:  # TableStats, unpacked
+            if status != ACTIVE:
+                waiting.append((name, status))
                 continue
             if not (isinstance(name, string_types) and name):
                 counts.rejected += 1
@@ -354,6 +416,40 @@ class MetricSet(object):
                                         else self._totals[metric] + total)
         if own:
             measurements.append((PROJECT['tables'], (project,), len(tables)))
+        if statuses:
+            measurements.extend(self._statuses(project, len(tables),
+                                               waiting, own))
+        else:
+            self._clock.keep(project)
+            self._status_totals = None
+        return measurements
+
+    def _statuses(self, project, listed, waiting, own):
+        """A project's tables by status and its stuck tables; the totals
+        grow by them."""
+        by_status = dict.fromkeys(STATUSES, 0)
+        by_status['active'] = listed - len(waiting)
+        passing = []
+        for name, status in waiting:
+            status = status_name(status)
+            if status is None:
+                self.counts.rejected += 1
+                continue
+            by_status[status] = by_status.get(status, 0) + 1
+            if status in PASSING and nameable(name):
+                passing.append((name, status))
+        stuck_tables = self._clock.stuck(project, passing)
+        totals = self._status_totals
+        if totals is not None:
+            for status, count in by_status.items():
+                totals[status] = totals.get(status, 0) + count
+            self._stuck_total += stuck_tables
+        if not own:
+            return []
+        quantity = PROJECT['tables_by_status']
+        measurements = [(quantity, (project, status), by_status[status])
+                        for status in _in_order(by_status)]
+        measurements.append((PROJECT['stuck'], (project,), stuck_tables))
         return measurements
 
     def ranked_tables(self, complete):
@@ -379,6 +475,13 @@ class MetricSet(object):
         measurements.append((TOTAL['tables'], NO_LABELS, self.counts.tables))
         measurements.append((TOTAL['projects'], NO_LABELS,
                              self.counts.projects))
+        totals = self._status_totals
+        if totals is not None:
+            measurements.extend((TOTAL['tables_by_status'], (status,),
+                                 totals[status])
+                                for status in _in_order(totals))
+            measurements.append((TOTAL['stuck'], NO_LABELS,
+                                 self._stuck_total))
         return measurements
 
     def _sum(self, quantity, labels, total):
@@ -393,6 +496,14 @@ class MetricSet(object):
     def _mark_incomplete(sums, metrics):
         for metric in metrics:
             sums[metric] = None
+
+
+def _in_order(by_status):
+    """MagnetoDB's statuses first, then any other in name order."""
+    if len(by_status) == len(STATUSES):  # the usual case: no other
+        return STATUSES
+    return STATUSES + tuple(sorted(s for s in by_status
+                                   if s not in STATUSES))
 
 
 def collector_measurements(counts, completed, duration_ms):

@@ -139,9 +139,10 @@ class MonitoringClient(object):
             usage = row.get('usage_details')
         if not isinstance(usage, dict):
             usage = {}
+        # The per-project resource sends no status: it lists ACTIVE
+        # tables only.
         return metrics.new_table((project, row.get(name_key),
-                                  row.get('status', 'ACTIVE') == 'ACTIVE',
-                                  usage))
+                                  row.get('status', metrics.ACTIVE), usage))
 
     def _runs(self, rows):
         """Group a page's rows into runs of one project, in page order."""

@@ -261,6 +261,17 @@ STATSD_OPTS = [
              'and/or item_count. The server fails on an unknown name, so '
              'only these two are accepted.'),
     cfg.Opt(
+        'stuck_after', type=Integer(min=1), default=900,
+        help='Seconds after which a table seen CREATING or DELETING counts '
+             'as stuck (<prefix>.projects.<P>.stuck and '
+             '<prefix>.totals.stuck). A table is timed from the first '
+             'cycle that saw it in that status, so the time is known to '
+             'within one interval; keep this several intervals long. The '
+             'clock lives in the collecting process: a restart, or '
+             'another process or host taking over, starts it again, so a '
+             'table counts as stuck up to this much later than it would '
+             'have, never earlier.'),
+    cfg.Opt(
         'page_size', type=Integer(min=1), default=1000,
         help='Page size of the all-projects listing: the limit the server '
              'applies (MagnetoDB\'s default is 1000). A page shorter than '
@@ -350,8 +361,9 @@ STATSD_OPTS = [
         help='How metrics are named. disabled: dotted names with the '
              'project, table and host in them '
              '(<prefix>.tables.<P>.<T>.size). Any other value: one name per '
-             'quantity (<prefix>.table.size) with the project, table, host '
-             'and subsystem as labels, in that StatsD dialect: dogstatsd '
+             'quantity (<prefix>.table.size) with the project, table, host, '
+             'subsystem and status as labels, in that StatsD dialect: '
+             'dogstatsd '
              '(name:n|g|#k:v; Datadog agent, Telegraf, statsd_exporter, '
              'Etsy statsd 0.9 which turns the tags into Graphite tags), '
              'graphite (name;k=v:n|g; Graphite 1.1 tags), influxdb '
@@ -383,7 +395,8 @@ STATSD_OPTS = [
         'user_labels', type=UserLabels(), default={},
         help='Static labels added to every labeled metric, e.g. '
              'region:r1,cloud:prod. Keys match [a-z][a-z0-9_]* and are '
-             'not project, table, host or subsystem; values are 1 to 200 '
+             'not project, table, host, subsystem or status; values are 1 '
+             'to 200 '
              'of A-Z, a-z, 0-9, "_", "-" and "." (lower case with '
              'dogstatsd). Not sent with the dotted names.'),
     cfg.Opt(

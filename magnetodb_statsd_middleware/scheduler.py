@@ -25,6 +25,7 @@ from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import stuck
 from magnetodb_statsd_middleware import uwsgihost
 
 LOG = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ class Scheduler(object):
         # page that fails.
         self.memory = listing.ListingMemory()
         self.lock = election.HostLock(settings.lock_path)
-        # Top-N membership lives as long as the collector.
+        # Top-N membership lives as long as the collector, and so do the
+        # clocks of the tables seen CREATING or DELETING.
         self.selector = selection.TableSelector(settings)
+        self.clock = stuck.StuckClock(settings.stuck_after)
         self.cluster = None
         if settings.coordination_url:
             self.cluster = coordination.ClusterLock(
@@ -150,13 +153,18 @@ class Scheduler(object):
         """
         try:
             if not self._elected():
+                # Another process times the tables meanwhile: what this
+                # one saw is stale when it collects again.
+                self.clock.forget()
                 return True
+            tables = self._cluster_elected()
+            if not tables:
+                self.clock.forget()
             result = cycle.run_cycle(self.settings, self.outages,
-                                     self._sink_factory,
-                                     tables=self._cluster_elected(),
+                                     self._sink_factory, tables=tables,
                                      selector=self.selector,
                                      memory=self.memory,
-                                     pacer=self.pacer)
+                                     pacer=self.pacer, clock=self.clock)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()

@@ -179,15 +179,25 @@ def safe_name(name):
     return safe
 
 
-def expected_gauges(tables, prefix):
+STATUSES = ('active', 'creating', 'deleting', 'create_failed',
+            'delete_failed')
+
+
+def expected_gauges(tables, prefix, withheld=(), stuck=()):
     """The table, project and total gauges StatsD must hold for a
-    complete listing of ``tables``."""
+    complete listing of ``tables``: the projects in ``withheld`` were read
+    without their statuses (no counts by status for them, nor totals of
+    those), ``stuck`` holds the ``(tenant, name)`` counted as stuck."""
     gauges = {}
     projects = {}
+    by_status = {}
     for table in tables:
         project = projects.setdefault(
             table.tenant, {'size': 0, 'item_count': 0, 'tables': 0})
         project['tables'] += 1
+        statuses = by_status.setdefault(table.tenant,
+                                        dict.fromkeys(STATUSES, 0))
+        statuses[table.status.lower()] += 1
         if table.status != 'ACTIVE':
             continue
         for metric in ('size', 'item_count'):
@@ -198,13 +208,27 @@ def expected_gauges(tables, prefix):
             project[metric] += value
     totals = {'size': 0, 'item_count': 0, 'tables': 0,
               'projects': len(projects)}
+    status_totals = dict.fromkeys(STATUSES, 0)
     for tenant, project in projects.items():
         for metric, value in project.items():
             gauges['%s.projects.%s.%s' % (prefix, safe_name(tenant),
                                           metric)] = value
             totals[metric] += value
+        if tenant in withheld:
+            continue
+        for status, count in by_status[tenant].items():
+            gauges['%s.projects.%s.tables_by_status.%s' % (
+                prefix, safe_name(tenant), status)] = count
+            status_totals[status] += count
+        gauges['%s.projects.%s.stuck' % (prefix, safe_name(tenant))] = len(
+            [name for owner, name in stuck if owner == tenant])
     for metric, value in totals.items():
         gauges['%s.totals.%s' % (prefix, metric)] = value
+    if not set(withheld) & set(projects):
+        for status, count in status_totals.items():
+            gauges['%s.totals.tables_by_status.%s' % (prefix, status)] = \
+                count
+        gauges['%s.totals.stuck' % prefix] = len(stuck)
     return gauges
 
 

@@ -358,18 +358,30 @@ def make_settings(**overrides):
     return config.Settings(**values)
 
 
-def _expected(dataset, metrics, key, tables=None):
+# design.md: MagnetoDB 2015.1's statuses, each sent every cycle.
+STATUSES = ('active', 'creating', 'deleting', 'create_failed',
+            'delete_failed')
+
+
+def _expected(dataset, metrics, key, tables=None, withheld=(), stuck=()):
     """Every gauge a cycle must leave for ``dataset``, whatever the naming:
-    ``key(level, quantity, project=None, table=None)`` names each (level
-    is 'table', 'project' or 'total'); only the ``(project, table)`` in
-    ``tables`` get table gauges when it is given."""
+    ``key(level, quantity, project=None, table=None, status=None)`` names
+    each (level is 'table', 'project' or 'total'); only the ``(project,
+    table)`` in ``tables`` get table gauges when it is given. The projects
+    in ``withheld`` were read without their statuses: no counts by status
+    for them, nor totals of those; ``stuck`` holds the ``(project, table)``
+    counted as stuck."""
     gauges = {}
     totals = dict.fromkeys(metrics, 0)
+    by_status = dict.fromkeys(STATUSES, 0)
     count = 0
     for project, rows in dataset.items():
         sums = dict.fromkeys(metrics, 0)
+        statuses = dict.fromkeys(STATUSES, 0)
         for table in rows:
             count += 1
+            status = table.status.lower()
+            statuses[status] = statuses.get(status, 0) + 1
             if table.status != 'ACTIVE':
                 continue
             for metric in metrics:
@@ -381,28 +393,44 @@ def _expected(dataset, metrics, key, tables=None):
             gauges[key('project', metric, project)] = sums[metric]
             totals[metric] += sums[metric]
         gauges[key('project', 'tables', project)] = len(rows)
+        if project in withheld:
+            continue
+        for status, tables_in in statuses.items():
+            gauges[key('project', 'tables_by_status', project,
+                       status=status)] = tables_in
+            by_status[status] = by_status.get(status, 0) + tables_in
+        gauges[key('project', 'stuck', project)] = len(
+            [name for p, name in stuck if p == project])
     for metric in metrics:
         gauges[key('total', metric)] = totals[metric]
     gauges[key('total', 'tables')] = count
     gauges[key('total', 'projects')] = len(dataset)
+    if not set(withheld) & set(dataset):
+        for status, tables_in in by_status.items():
+            gauges[key('total', 'tables_by_status', status=status)] = \
+                tables_in
+        gauges[key('total', 'stuck')] = len(stuck)
     return gauges
 
 
 def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
-                    max_length=255):
+                    max_length=255, withheld=(), stuck=()):
     """What StatsD must hold for ``dataset`` (computed independently)."""
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
-    def key(level, quantity, project=None, table=None):
+    def key(level, quantity, project=None, table=None, status=None):
         raws = [raw for raw in (project, table) if raw is not None]
-        dotted = '.'.join([plural[level]] + ['%s'] * len(raws) + [quantity])
-        return expected_dotted_name(prefix, dotted, raws, max_length)
-    return _expected(dataset, metrics, key)
+        parts = [plural[level]] + ['%s'] * len(raws) + [quantity]
+        if status is not None:
+            parts.append(expected_name_part(status))
+        return expected_dotted_name(prefix, '.'.join(parts), raws,
+                                    max_length)
+    return _expected(dataset, metrics, key, withheld=withheld, stuck=stuck)
 
 
 def expected_label(raw, lower):
-    """design.md "Labeled metrics": a label value made safe (written again
-    here, independently of the package)."""
+    """The README's "Labeled metrics": a label value made safe (written
+    again here, independently of the package)."""
     safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
     if lower:
         safe = safe.lower()
@@ -412,21 +440,27 @@ def expected_label(raw, lower):
 
 
 def expected_name_part(raw):
-    """design.md "Making a name safe", written again for the tests."""
+    """The README's "Making a name safe", written again for the tests."""
     safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
     if safe == raw:
         return raw
     return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
 
 
-def expected_dotted_name(prefix, dotted, raw_parts, max_length=255):
-    """design.md "Name length", written again for the tests: the name
+def expected_dotted_name(prefix, dotted, raw_parts, max_length=255,
+                         keys=()):
+    """The README's "Name length", written again for the tests: the name
     ``<prefix>.<dotted>`` with each ``%s`` a safe raw part; while it is
     longer than ``max_length``, the last part longer than 10 characters
-    (then the one before) is cut to what fits, at least 1 character, and
-    gets ``_`` and 8 hex digits of its raw value's SHA-1."""
+    (then the one before; a part whose label key in ``keys`` is a status
+    or a subsystem only after all the others) is cut to what fits, at
+    least 1 character, and gets ``_`` and 8 hex digits of its raw value's
+    SHA-1."""
     parts = [expected_name_part(raw) for raw in raw_parts]
-    for index in reversed(range(len(parts))):
+    words = [i for i, key in enumerate(keys) if key in ('status',
+                                                         'subsystem')]
+    order = [i for i in reversed(range(len(parts))) if i not in words]
+    for index in order + words[::-1]:
         excess = len(prefix + '.' + dotted % tuple(parts)) - max_length
         if excess <= 0:
             break
@@ -446,19 +480,20 @@ def graphite_key(name, labels):
 
 
 def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
-                     metrics=('size', 'item_count')):
+                     metrics=('size', 'item_count'), withheld=(), stuck=()):
     """``{graphite_key: value}`` that StatsD must hold for ``dataset`` with
     labels; only the ``(project, table)`` in ``tables`` get table series
-    when it is given."""
+    when it is given (``withheld``, ``stuck``: see :func:`_expected`)."""
     user = dict(user_labels)
 
-    def key(level, quantity, project=None, table=None):
+    def key(level, quantity, project=None, table=None, status=None):
         labels = dict((k, expected_label(v, lower))
-                      for k, v in (('project', project), ('table', table))
+                      for k, v in (('project', project), ('table', table),
+                                   ('status', status))
                       if v is not None)
         labels.update(user)
         return graphite_key('%s.%s.%s' % (prefix, level, quantity), labels)
-    return _expected(dataset, metrics, key, tables)
+    return _expected(dataset, metrics, key, tables, withheld, stuck)
 
 
 def fixture_stats(base_url):

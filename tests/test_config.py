@@ -103,6 +103,7 @@ def test_the_lock_path_follows_the_monitoring_url():
     ('send_spread', '0.95'), ('send_spread', '-0.1'),
     ('max_name_length', '63'), ('max_name_length', '1025'),
     ('max_name_length', 'long'),
+    ('stuck_after', '0'), ('stuck_after', '15m'), ('user_labels', 'status:x'),
 ])
 def test_a_bad_value_names_the_option_and_the_value(conf, key, value):
     conf.config(group='statsd', enabled=True)
@@ -118,6 +119,17 @@ def test_send_spread_ends_a_plan_within_the_interval(conf):
     assert config.load_settings({}, {}, conf=conf.conf).send_spread == 0.5
     assert config.load_settings({}, {'send_spread': '0.9'},
                                 conf=conf.conf).send_spread == 0.9
+
+
+def test_stuck_after(conf, tmp_path):
+    conf.config(group='statsd', enabled=True)
+    assert config.load_settings({}, {}, conf=conf.conf).stuck_after == 900
+    path = _write(tmp_path, 'statsd.conf',
+                  '[statsd]\nenabled = true\nstuck_after = 1800\n')
+    assert config.load_settings({}, {'oslo_config_file': path},
+                                conf=conf.conf).stuck_after == 1800
+    assert config.load_settings({}, {'stuck_after': '60'},
+                                conf=conf.conf).stuck_after == 60
 
 
 def test_label_options(conf):
@@ -144,11 +156,14 @@ def test_max_name_length(conf):
         assert config.load_settings(
             {}, {'max_name_length': value},
             conf=conf.conf).max_name_length == int(value)
-    # The longest prefix that leaves 10 characters to a table and to its
-    # project: "<prefix>.tables.<10>.<10>.item_count" is 64.
+    # The longest prefix that leaves 10 characters to each of a name's
+    # two parts: "<prefix>.projects.<10>.tables_by_status.<10>" is 64.
     assert config.load_settings({}, {
-        'metric_prefix': 'a' * 24, 'max_name_length': '64'},
-        conf=conf.conf).metric_prefix == 'a' * 24
+        'metric_prefix': 'a' * 16, 'max_name_length': '64'},
+        conf=conf.conf).metric_prefix == 'a' * 16
+    with pytest.raises(config.ConfigError, match='tables_by_status'):
+        config.load_settings({}, {'metric_prefix': 'a' * 17,
+                                  'max_name_length': '64'}, conf=conf.conf)
     assert config.load_settings({}, {
         'label_mode': 'monasca', 'max_name_length': '255'},
         conf=conf.conf).label_mode == 'monasca'
@@ -269,7 +284,7 @@ def test_list_opts_names_every_option():
         'max_packet_size', 'lock_path', 'healthcheck_url', 'host_name',
         'label_mode', 'emit_legacy', 'user_labels', 'include_projects',
         'exclude_projects', 'include_tables', 'exclude_tables',
-        'top_tables'}
+        'top_tables', 'stuck_after'}
     assert all(o.help for o in listed)
 
 

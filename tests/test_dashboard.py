@@ -22,6 +22,7 @@ from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware import stuck
 
 # The dashboard's and the README's default prefix, so that the README's
 # queries run verbatim; no other test sends under it.
@@ -34,6 +35,10 @@ HEALTH = {HEALTHY + '.api': 1, HEALTHY + '.identity': 1,
           SICK + '.overall': 0}
 FAILED_CYCLES = 2
 PROJECTS_FAILED = 3
+STUCK_AFTER = 60
+# Tables that are not ACTIVE in both cycles: (project index, name, status).
+NOT_ACTIVE = ((3, 'stuck_table', 'CREATING'), (4, 'failed_c', 'CREATE_FAILED'),
+              (5, 'failed_d', 'DELETE_FAILED'))
 
 
 # The data: two complete cycles (the second one grown), failed cycles, two
@@ -73,12 +78,23 @@ def _project_sizes(dataset):
 
 
 class Demo(object):
-    """What the collector sent, for the panels' expectations."""
+    """What the collector sent, for the panels' expectations.
+
+    The collector's stuck clock moves past ``stuck_after`` between the two
+    complete cycles: the tables CREATING or DELETING in both are stuck.
+    """
 
     def __init__(self):
         self.before = fakeapi.build_dataset(projects=12, tables=3,
                                             big=(15,), seed=5)
+        projects = sorted(self.before)
+        for index, name, status in NOT_ACTIVE:
+            self.before[projects[index]].append(fakeapi.Table(name, status))
         self.after = _grown(self.before)
+        self.stuck = [(p, t.name) for p, rows in self.after.items()
+                      for t in rows if t.status in ('CREATING', 'DELETING')]
+        self.time = [1000.0]
+        self.clock = stuck.StuckClock(STUCK_AFTER, lambda: self.time[0])
         self.durations = []
         self.last_success = None  # (earliest, latest) unix time
 
@@ -88,13 +104,15 @@ class Demo(object):
                     for p, size in _project_sizes(self.after).items())
 
 
-def _gauges(dataset):
+def _gauges(dataset, stuck_tables=()):
     return dict(('stats.gauges.' + name, value) for name, value
-                in peers.expected_gauges(dataset, PREFIX).items())
+                in peers.expected_gauges(dataset, PREFIX,
+                                         stuck=stuck_tables).items())
 
 
 DATA_TARGETS = ['stats.gauges.%s.%s' % (PREFIX, pattern) for pattern in
-                ('tables.*.*.*', 'projects.*.*', 'totals.*')]
+                ('tables.*.*.*', 'projects.*.*', 'totals.*',
+                 'projects.*.tables_by_status.*', 'totals.tables_by_status.*')]
 
 
 def _wait_for_sum(graphite, target, expected):
@@ -125,7 +143,7 @@ def demo(graphite, graphite_statsd):
             host_name=host)
         started = time.time()
         result = cycle.run_cycle(settings, outages.OutageLog(),
-                                 tables=tables)
+                                 tables=tables, clock=data.clock)
         data.durations.append(time.time() - started)
         return result, started
 
@@ -133,10 +151,12 @@ def demo(graphite, graphite_statsd):
         assert run()[0].completed
         graphite.wait_for_values(DATA_TARGETS, _gauges(data.before))
         api.load(data.after)
+        data.time[0] += STUCK_AFTER + 1
         result, started = run()
         assert result.completed
         data.last_success = (int(started), int(time.time()))
-        graphite.wait_for_values(DATA_TARGETS, _gauges(data.after))
+        graphite.wait_for_values(DATA_TARGETS, _gauges(data.after,
+                                                       data.stuck))
         api.fault = 'http500'
         for _ in range(FAILED_CYCLES):
             assert not run()[0].completed
@@ -200,8 +220,8 @@ def _total_items(demo, series, chosen):
 
 @expect('Tables')
 def _total_tables(demo, series, chosen):
-    # Every table listed, the one not ACTIVE and the new one included.
-    assert _last(series) == {'tables': 3 * 12 + 15 + 1}
+    # Every table listed, those not ACTIVE and the new one included.
+    assert _last(series) == {'tables': 3 * 12 + 15 + len(NOT_ACTIVE) + 1}
 
 
 @expect('Projects')
@@ -305,6 +325,51 @@ def _failed_cycles(demo, series, chosen):
 @expect('Projects not read')
 def _projects_failed(demo, series, chosen):
     assert _last(series) == {'projects': PROJECTS_FAILED}
+
+
+def _not_active(demo, chosen):
+    """``{(project, lower-case status): tables}`` of the selected projects,
+    and ``{project: stuck tables}``."""
+    counts = collections.Counter(
+        (p, t.status.lower()) for p, rows in demo.after.items()
+        for t in rows if t.status != 'ACTIVE'
+        and (chosen.projects is None or p in chosen.projects))
+    stuck_tables = collections.Counter(
+        p for p, _ in demo.stuck
+        if chosen.projects is None or p in chosen.projects)
+    return counts, stuck_tables
+
+
+@expect('Stuck or failed tables')
+def _stuck_or_failed(demo, series, chosen):
+    counts, stuck_tables = _not_active(demo, chosen)
+    failed = sum(n for (_, status), n in counts.items()
+                 if status.endswith('_failed'))
+    if chosen.projects is None:  # the demo has both
+        assert failed and stuck_tables
+    assert _last(series) == {'tables': failed + sum(stuck_tables.values())}
+
+
+@expect('Tables by status')
+def _tables_by_status(demo, series, chosen):
+    counts = collections.Counter(t.status.lower() for rows in
+                                 demo.after.values() for t in rows)
+    for status in peers.STATUSES:
+        counts.setdefault(status, 0)  # zeros are series too
+    assert _last(series) == dict(counts)
+
+
+@expect('Tables not ACTIVE by project')
+def _not_active_by_project(demo, series, chosen):
+    counts, _ = _not_active(demo, chosen)
+    assert _last(series) == dict(('%s.%s' % key, n)
+                                 for key, n in counts.items())
+
+
+@expect('Stuck tables by project')
+def _stuck_by_project(demo, series, chosen):
+    _, stuck_tables = _not_active(demo, chosen)
+    assert _last(series) == dict(stuck_tables)
 
 
 # The tests.

@@ -206,7 +206,12 @@ def _measurements(names):
         found.append((metrics.TABLE['item_count'], labels, 8))
         found.append((metrics.PROJECT['size'], (name,), 9))
         found.append((metrics.HEALTH, (name, u'storage'), 1))
+        found.append((metrics.PROJECT['tables_by_status'],
+                      (name, u'create_failed'), 2))
+        found.append((metrics.PROJECT['stuck'], (name,), 0))
+        found.append((metrics.TOTAL['tables_by_status'], (name,), 4))
     found.append((metrics.TOTAL['projects'], (), 3))
+    found.append((metrics.TOTAL['stuck'], (), 1))
     found.append((metrics.COLLECTOR['cycles_completed'], (), 1))
     found.append((metrics.COLLECTOR['cycle_duration'], (), 12.25))
     return found
@@ -289,8 +294,8 @@ def test_the_dotted_spelling_reads_back():
     lines = _spell('disabled', measurements)
     for line, (quantity, labels, value) in zip(lines, measurements):
         name, _, read_value, kind = parse_dotted(line)
-        assert name == peers.expected_dotted_name('mdb', quantity.dotted,
-                                                  labels)
+        assert name == peers.expected_dotted_name(
+            'mdb', quantity.dotted, labels, keys=quantity.labels)
         assert len(name) <= 255
         assert (read_value, kind) == (value, quantity.kind)
 
@@ -303,7 +308,7 @@ def test_emit_legacy_spells_everything_twice():
     assert [parse_librato(line)[0] for line in lines[:half]] == [
         'mdb.' + q.name for q, _, _ in measurements]
     assert [parse_dotted(line)[0] for line in lines[half:]] == [
-        peers.expected_dotted_name('mdb', q.dotted, labels)
+        peers.expected_dotted_name('mdb', q.dotted, labels, keys=q.labels)
         for q, labels, _ in measurements]
 
 

@@ -53,8 +53,8 @@ def _totals(daemon, prefix):
 
 
 def _delete_totals(daemon, prefix):
-    for name in ('size', 'item_count', 'tables', 'projects'):
-        daemon.command('delgauges %s.totals.%s' % (prefix, name))
+    for name in sorted(_totals(daemon, prefix)):
+        daemon.command('delgauges %s' % name)
 
 
 def _requests_after(request_log, count):

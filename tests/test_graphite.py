@@ -3,6 +3,7 @@ daemon's graphite backend into Debian's carbon-cache (whisper) and back
 out of graphite-web, the way Grafana reads them; tagged series through
 graphite-web's tag queries; and what does not work with these packages."""
 
+import collections
 import contextlib
 import os
 import sqlite3
@@ -41,7 +42,9 @@ def test_the_filter_gauges_in_graphite_under_statsd_names(
     gauges = 'stats.gauges.%s.' % prefix
     # Exactly these series: no table that is not ACTIVE, no stray name.
     graphite.wait_for_values([gauges + 'tables.*.*.*',
-                              gauges + 'projects.*.*', gauges + 'totals.*'],
+                              gauges + 'projects.*.*', gauges + 'totals.*',
+                              gauges + 'projects.*.tables_by_status.*',
+                              gauges + 'totals.tables_by_status.*'],
                              expected)
     graphite.wait_for_values(
         [gauges + 'health.*.*'],
@@ -138,6 +141,7 @@ def labeled_series(prefix, dataset):
     "Labeled metrics"."""
     expected = {}
     totals = dict(size=0, item_count=0, tables=0, projects=len(dataset))
+    by_status = collections.Counter(dict.fromkeys(peers.STATUSES, 0))
     for project, rows in dataset.items():
         active = [t for t in rows if t.status == 'ACTIVE']
         for metric in ('size', 'item_count'):
@@ -151,8 +155,19 @@ def labeled_series(prefix, dataset):
         expected[_series(prefix, 'project.tables', project=project)] = len(
             rows)
         totals['tables'] += len(rows)
+        statuses = collections.Counter(t.status.lower() for t in rows)
+        for status in set(peers.STATUSES) | set(statuses):
+            expected[_series(prefix, 'project.tables_by_status',
+                             project=project, status=status)] = \
+                statuses[status]
+            by_status[status] += statuses[status]
+        expected[_series(prefix, 'project.stuck', project=project)] = 0
     for metric, value in totals.items():
         expected[_series(prefix, 'total.' + metric)] = value
+    for status, count in by_status.items():
+        expected[_series(prefix, 'total.tables_by_status',
+                         status=status)] = count
+    expected[_series(prefix, 'total.stuck')] = 0
     for (host, subsystem), ok in HEALTH.items():
         expected[_series(prefix, 'health', host=host,
                          subsystem=subsystem)] = ok

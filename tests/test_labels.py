@@ -55,7 +55,8 @@ def test_hostile_names_reach_statsd_as_tags(serve, statsd_daemon, prefix,
     lower = mode == 'dogstatsd'
     expected = peers.expected_labeled(dataset, prefix, lower, USER)
     tables = len(HOSTILE_TABLES) + 1
-    assert len(expected) == 3 * (2 * tables + 3) + 4
+    # Per project: tables and sums, 5 statuses, stuck; totals likewise.
+    assert len(expected) == 3 * (2 * tables + 3 + 5 + 1) + 4 + 5 + 1
 
     def label(raw):
         return peers.expected_label(raw, lower)

@@ -47,7 +47,7 @@ class Fixture(object):
         walk = listing.Walk(client, self.memory if memory else None)
         seen = collections.Counter()
         try:
-            for project, tables in walk.projects():
+            for project, tables, _ in walk.projects():
                 for table in tables:
                     seen[(project, table.name)] += 1
         finally:

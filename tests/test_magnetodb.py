@@ -402,7 +402,7 @@ def _expected(tables, prefix, by_resource=(), failed=()):
     own resource count their ACTIVE tables; totals only without failures."""
     shown = [t for t in tables if t.tenant not in failed and (
         t.tenant not in by_resource or t.status == 'ACTIVE')]
-    gauges = mdb.expected_gauges(shown, prefix)
+    gauges = mdb.expected_gauges(shown, prefix, withheld=by_resource)
     if failed:
         gauges = {k: v for k, v in gauges.items() if '.totals.' not in k}
     return gauges
@@ -638,3 +638,82 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         assert len(uris) == healthy
     finally:
         replica.close()
+
+
+# -- Tables by status and stuck tables, through MagnetoDB's own code ---------
+
+STUCK_AFTER = 8  # seconds: a few cycles of interval 1
+
+
+def _status_gauges(daemon, prefix):
+    return {name: value for name, value in daemon.gauges(prefix + '.').items()
+            if '.tables_by_status.' in name or name.endswith('.stuck')}
+
+
+def test_tables_by_status_and_stuck_tables(magnetodb, statsd_daemon, prefix):
+    """A table that stays CREATING becomes stuck and, once ACTIVE, is no
+    longer counted; one that goes CREATING -> ACTIVE in time never
+    counts; a DELETING table that disappears; CREATE_FAILED and
+    DELETE_FAILED; every count right at each step, zeros sent."""
+    rng = random.Random(19)
+    tenant, calm = mdb.project_id(rng), mdb.project_id(rng)
+    tables = mdb.make_tables(rng, tenant, 2, not_active=0)
+    tables += mdb.make_tables(rng, calm, 3, not_active=0)
+    for name, status in (('slow', 'CREATING'), ('quick', 'CREATING'),
+                         ('going', 'DELETING'), ('failed.c', 'CREATE_FAILED'),
+                         ('failed.d', 'DELETE_FAILED')):
+        tables.append(mdb.Table(tenant, name, status, [1, 2, 3], [1, 1, 1]))
+    port = peers.free_port()
+    options = _options(statsd_daemon, prefix, port)
+    options.update(interval=1, stuck_after=STUCK_AFTER)
+    server = magnetodb(tables, port=port, statsd=options)
+
+    def step(title, rows, stuck=(), timeout=30):
+        """Wait until StatsD holds the counts of ``rows`` with ``stuck``;
+        print the status gauges of the project that changes."""
+        expected = {name: value for name, value in mdb.expected_gauges(
+            rows, prefix, stuck=stuck).items()
+            if '.tables_by_status.' in name or name.endswith('.stuck')}
+
+        def arrived():
+            found = _status_gauges(statsd_daemon, prefix)
+            return found if found == expected else None
+        try:
+            found = peers.wait_for(arrived, timeout=timeout, interval=0.2,
+                                   message=title)
+        except AssertionError:
+            assert _status_gauges(statsd_daemon, prefix) == expected, title
+            raise
+        print('\n%s:' % title)
+        for name in sorted(found):
+            if tenant in name or '.totals.' in name:
+                print('  %s:%d|g' % (name, found[name]))
+        return found
+
+    def change(rows, name, status=None):
+        """``rows`` with table ``name`` in ``status`` (None: gone)."""
+        changed = [t for t in rows if t.name != name]
+        if status is not None:
+            (table,) = [t for t in rows if t.name == name]
+            changed.append(table._replace(status=status))
+        mdb.write_data(server.data_path, changed)
+        return changed
+
+    first = step('first cycles', tables)
+    assert first['%s.projects.%s.tables_by_status.creating'
+                 % (prefix, tenant)] == 2
+    assert first['%s.projects.%s.tables_by_status.deleting'
+                 % (prefix, calm)] == 0
+    tables = change(tables, 'quick', 'ACTIVE')
+    step('quick: CREATING -> ACTIVE in time', tables)
+    slow, going = (tenant, 'slow'), (tenant, 'going')
+    step('slow (CREATING) and going (DELETING) past stuck_after', tables,
+         stuck=(slow, going), timeout=STUCK_AFTER + 30)
+    tables = change(tables, 'going')
+    step('going: DELETING -> gone', tables, stuck=(slow,))
+    tables = change(tables, 'slow', 'ACTIVE')
+    last = step('slow: CREATING -> ACTIVE', tables)
+    assert last['%s.totals.stuck' % prefix] == 0
+    assert last['%s.totals.tables_by_status.create_failed' % prefix] == 1
+    assert statsd_daemon.stats()['messages.bad_lines_seen'] == '0'
+    assert [level for level, _ in _our_lines(server)] == ['INFO', 'INFO']

@@ -9,6 +9,7 @@ from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import stuck
 
 
 def _hashed(raw, safe):
@@ -58,8 +59,8 @@ def test_values(value, expected):
     assert metrics.valid_value(value) == expected
 
 
-def _table(name, active=True, **usage):
-    return metrics.TableStats('p1', name, active, usage)
+def _table(name, status='ACTIVE', **usage):
+    return metrics.TableStats('p1', name, status, usage)
 
 
 def _metric_set(metrics_=('size', 'item_count')):
@@ -67,11 +68,15 @@ def _metric_set(metrics_=('size', 'item_count')):
         peers.make_settings()))
 
 
-def _dotted(measurements):
-    """``{dotted name: value}``, the prefix left out."""
+def _dotted(measurements, statuses=False):
+    """``{dotted name: value}``, the prefix left out; the counts by status
+    and of stuck tables only with ``statuses``."""
     lines = dialects.Dotted('x').lines(measurements)
-    return dict((line[2:].split(':')[0], int(line.split(':')[1][:-2]))
-                for line in lines)
+    gauges = dict((line[2:].split(':')[0], int(line.split(':')[1][:-2]))
+                  for line in lines)
+    return dict((name, value) for name, value in gauges.items()
+                if statuses or not ('.tables_by_status.' in name
+                                    or name.endswith('.stuck')))
 
 
 def test_project_gauges_and_totals():
@@ -79,7 +84,7 @@ def test_project_gauges_and_totals():
     gauges = _dotted(metric_set.project_measurements('p1', [
         _table('t1', size=10, item_count=1),
         _table('t.2', size=20, item_count=2),
-        _table('t3', active=False),
+        _table('t3', status='CREATING'),
     ]))
     t2 = metrics.safe_name('t.2')
     assert gauges == {
@@ -141,7 +146,7 @@ def _long_name_lines(max_length, prefix='magnetodb'):
     measurements = []
     for project, rows in sorted(dataset.items()):
         measurements.extend(metric_set.project_measurements(project, [
-            metrics.TableStats(project, t.name, t.status == 'ACTIVE',
+            metrics.TableStats(project, t.name, t.status,
                                {'size': t.size, 'item_count': t.item_count})
             for t in rows]))
     measurements.extend(metric_set.totals())
@@ -164,7 +169,8 @@ def test_no_name_is_longer_and_every_name_is_its_own(max_length):
         # The rule of the README, written again; a name that fits is the
         # name it would be without a limit.
         assert name == peers.expected_dotted_name(
-            'magnetodb', quantity.dotted, labels, max_length)
+            'magnetodb', quantity.dotted, labels, max_length,
+            quantity.labels)
         if len(uncut) <= max_length:
             assert name == uncut
         else:
@@ -224,3 +230,164 @@ def test_a_table_cut_for_item_count_only_keeps_its_size_name():
     assert size == 'magnetodb.tables.p.%s.size:1|g' % table
     assert len(items.split(':')[0]) == 127
     assert items.split('.')[3] == metrics.cut_part(table, len(table) - 6)
+
+
+# Tables by status, and stuck tables ----------------------------------------
+
+class Clock(object):
+    """A StuckClock's time source that a test moves."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _status_gauges(gauges, where='projects.p1'):
+    """``{status or 'stuck': value}`` under ``where``."""
+    found = {}
+    for name, value in gauges.items():
+        if name.startswith(where + '.tables_by_status.'):
+            found[name.rsplit('.', 1)[1]] = value
+        elif name == where + '.stuck':
+            found['stuck'] = value
+    return found
+
+
+def _zeros(**counts):
+    found = dict.fromkeys(('active', 'creating', 'deleting',
+                           'create_failed', 'delete_failed', 'stuck'), 0)
+    found.update(counts)
+    return found
+
+
+def _status_cycle(clock, projects, settings=None, listed=True):
+    """One cycle's dotted gauges for ``{project: [(name, status)]}``."""
+    metric_set = metrics.MetricSet(('size',), selection.TableSelector(
+        settings or peers.make_settings()), clock)
+    measurements = []
+    for project in sorted(projects):
+        measurements.extend(metric_set.project_measurements(project, [
+            metrics.TableStats(project, name, status,
+                               {'size': 1} if status == 'ACTIVE' else {})
+            for name, status in projects[project]], listed))
+    clock.forget_unlisted()
+    measurements.extend(metric_set.totals())
+    return _dotted(measurements, statuses=True), metric_set
+
+
+def test_every_status_is_counted_zeros_included():
+    clock = stuck.StuckClock(60, Clock())
+    gauges, _ = _status_cycle(clock, {
+        'p1': [('a', 'ACTIVE'), ('b', 'ACTIVE'), ('c', 'CREATE_FAILED'),
+               ('d', 'DELETE_FAILED'), ('e', 'CREATING')],
+        'p2': [('a', 'DELETING')]})
+    assert _status_gauges(gauges) == _zeros(active=2, create_failed=1,
+                                            delete_failed=1, creating=1)
+    assert _status_gauges(gauges, 'projects.p2') == _zeros(deleting=1)
+    assert _status_gauges(gauges, 'totals') == _zeros(
+        active=2, create_failed=1, delete_failed=1, creating=1, deleting=1)
+    assert gauges['totals.tables'] == 6
+
+
+def test_another_status_is_lower_cased_and_made_safe():
+    clock = stuck.StuckClock(60, Clock())
+    gauges, metric_set = _status_cycle(clock, {'p1': [
+        ('a', 'MIGRATING'), ('b', 'Odd.State'), ('c', None), ('d', 7)]})
+    odd = '%s_%s' % ('odd_state', hashlib.sha1(b'odd.state').hexdigest()[:8])
+    assert _status_gauges(gauges) == _zeros(migrating=1, **{odd: 1})
+    assert metric_set.counts.rejected == 2  # null and 7: no status name
+
+
+def test_a_project_read_without_statuses_gets_no_counts_nor_totals():
+    clock = stuck.StuckClock(60, Clock())
+    metric_set = metrics.MetricSet(('size',), selection.TableSelector(
+        peers.make_settings()), clock)
+    listed = metric_set.project_measurements('p1', [
+        _table('a', size=1), _table('b', status='CREATING')])
+    whole = metric_set.project_measurements('p2', [_table('a', size=1)],
+                                            statuses=False)
+    totals = _dotted(metric_set.totals(), statuses=True)
+    assert _status_gauges(_dotted(listed, True)) == _zeros(active=1,
+                                                           creating=1)
+    assert _status_gauges(_dotted(whole, True), 'projects.p2') == {}
+    assert _status_gauges(totals, 'totals') == {}
+    assert totals['totals.tables'] == 3
+
+
+def test_filtered_projects_still_count_in_the_totals():
+    clock = stuck.StuckClock(60, Clock())
+    gauges, _ = _status_cycle(clock, {
+        'p1': [('a', 'CREATING')], 'p2': [('a', 'CREATE_FAILED')]},
+        settings=peers.make_settings(exclude_projects=('p2',),
+                                     exclude_tables=('a',)))
+    assert _status_gauges(gauges, 'projects.p2') == {}
+    assert _status_gauges(gauges) == _zeros(creating=1)
+    assert _status_gauges(gauges, 'totals') == _zeros(creating=1,
+                                                      create_failed=1)
+
+
+def test_stuck_after_stuck_after_seconds_and_no_longer_once_active():
+    now = Clock()
+    clock = stuck.StuckClock(60, now)
+
+    def stuck_now(projects):
+        gauges, _ = _status_cycle(clock, projects)
+        return dict((name, value) for name, value in gauges.items()
+                    if name.endswith('.stuck'))
+
+    slow = {'p1': [('slow', 'CREATING'), ('quick', 'CREATING'),
+                   ('gone', 'DELETING')]}
+    assert stuck_now(slow) == {'projects.p1.stuck': 0, 'totals.stuck': 0}
+    now.now += 30
+    slow['p1'][1] = ('quick', 'ACTIVE')  # in time: never stuck
+    assert stuck_now(slow) == {'projects.p1.stuck': 0, 'totals.stuck': 0}
+    now.now += 30  # exactly 60 s: not longer than stuck_after
+    assert stuck_now(slow) == {'projects.p1.stuck': 0, 'totals.stuck': 0}
+    now.now += 1
+    assert stuck_now(slow) == {'projects.p1.stuck': 2, 'totals.stuck': 2}
+    del slow['p1'][2]  # the DELETING table is gone
+    assert stuck_now(slow) == {'projects.p1.stuck': 1, 'totals.stuck': 1}
+    slow['p1'][0] = ('slow', 'ACTIVE')
+    assert stuck_now(slow) == {'projects.p1.stuck': 0, 'totals.stuck': 0}
+    assert clock.remembered() == 0
+    # Seen again CREATING (created anew under the same name): a new clock.
+    slow['p1'][0] = ('slow', 'CREATING')
+    assert stuck_now(slow) == {'projects.p1.stuck': 0, 'totals.stuck': 0}
+
+
+def test_a_change_of_passing_status_starts_the_clock_again():
+    now = Clock()
+    clock = stuck.StuckClock(60, now)
+    _status_cycle(clock, {'p1': [('t', 'CREATING')]})
+    now.now += 61
+    gauges, _ = _status_cycle(clock, {'p1': [('t', 'DELETING')]})
+    assert gauges['projects.p1.stuck'] == 0
+    now.now += 61
+    gauges, _ = _status_cycle(clock, {'p1': [('t', 'DELETING')]})
+    assert gauges['projects.p1.stuck'] == 1
+
+
+def test_only_passing_tables_are_remembered_and_unread_projects_kept():
+    now = Clock()
+    clock = stuck.StuckClock(60, now)
+    _status_cycle(clock, {
+        'p1': [('a', 'ACTIVE'), ('b', 'CREATE_FAILED'), ('c', 'CREATING')],
+        'p2': [('a', 'DELETING')], 'p3': [('a', 'CREATING')]})
+    assert clock.remembered() == 3
+    now.now += 61
+    # p1 read through its own resource (ACTIVE tables only), p2 not
+    # reached by a listing that failed: both keep their clocks.
+    metric_set = metrics.MetricSet(('size',), selection.TableSelector(
+        peers.make_settings()), clock)
+    metric_set.project_measurements('p1', [_table('a', size=1)],
+                                    statuses=False)
+    metric_set.project_measurements('p3', [_table('a', size=1)])
+    assert clock.remembered() == 2
+    gauges, _ = _status_cycle(clock, {
+        'p1': [('c', 'CREATING')], 'p2': [('a', 'DELETING')]})
+    assert gauges['projects.p1.stuck'] == gauges['projects.p2.stuck'] == 1
+    # A complete listing without p2: p2 is forgotten.
+    _status_cycle(clock, {'p1': [('c', 'CREATING')]})
+    assert clock.remembered() == 1

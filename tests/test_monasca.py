@@ -71,7 +71,9 @@ def test_every_table_right_through_a_served_pipeline(agent, api_server,
     """``label_mode = monasca``: the filter in a running API server."""
     dataset = fakeapi.build_long_names_dataset()
     expected = expected_monasca(dataset, prefix, agent.hostname)
-    assert len(expected) == _table_lines(dataset) + 3 * 3 + 4
+    # Per project: size, item_count, tables, stuck and five statuses;
+    # the totals add projects.
+    assert len(expected) == _table_lines(dataset) + 3 * 9 + 10
     api_server(peers.statsd_section(
         enabled='true', statsd_port=agent.port, metric_prefix=prefix,
         interval=2, initial_delay=0.5, monitoring_url='$api',

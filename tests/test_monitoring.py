@@ -18,10 +18,10 @@ def _walk(server, **settings):
     try:
         seen = collections.Counter()
         statuses = {}
-        for project, tables in listing.Walk(client).projects():
+        for project, tables, _ in listing.Walk(client).projects():
             for table in tables:
                 seen[(project, table.name)] += 1
-                statuses[(project, table.name)] = (table.active, table.usage)
+                statuses[(project, table.name)] = (table.status, table.usage)
         return seen, statuses, client
     finally:
         client.close()
@@ -107,11 +107,11 @@ def test_non_active_tables_come_with_empty_statistics(serve):
     _, statuses, _ = _walk(serve(fakeapi.FakeMonitoringAPI(dataset)))
     for project, rows in dataset.items():
         for table in rows:
-            active, usage = statuses[(project, table.name)]
-            assert active == (table.status == 'ACTIVE')
+            status, usage = statuses[(project, table.name)]
+            assert status == table.status
             assert usage == ({'size': table.size,
                               'item_count': table.item_count}
-                             if active else {})
+                             if status == 'ACTIVE' else {})
 
 
 def test_the_usage_details_spelling_is_accepted_too(serve):
@@ -133,7 +133,8 @@ def test_only_the_asked_metrics_are_requested(serve):
     dataset = fakeapi.build_dataset(projects=1, tables=3)
     _, statuses, _ = _walk(serve(fakeapi.FakeMonitoringAPI(dataset)),
                            metrics=('item_count',))
-    assert {tuple(u) for active, u in statuses.values() if active} == {
+    assert {tuple(u) for status, u in statuses.values()
+            if status == 'ACTIVE'} == {
         ('item_count',)}
 
 
@@ -148,7 +149,8 @@ def test_listed_projects_are_read_one_by_one(serve):
     client.close()
     assert {t.name for t in tables} == {
         t.name for t in dataset[project] if t.status == 'ACTIVE'}
-    assert all(t.active and t.project == project for t in tables)
+    assert all(t.status == 'ACTIVE' and t.project == project
+               for t in tables)
     assert app.listing_requests == 0
 
 

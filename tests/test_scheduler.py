@@ -94,7 +94,7 @@ def test_the_loop_survives_a_bug_and_logs_it_once(
     calls = []
 
     def broken(settings, outages, sink_factory, tables, selector,
-               memory, pacer):
+               memory, pacer, clock):
         calls.append(1)
         raise KeyError('boom')
 
@@ -115,7 +115,7 @@ def test_a_dead_loop_is_restarted_by_the_next_request(
     deaths = []
 
     def fatal(settings, outages, sink_factory, tables, selector,
-              memory, pacer):
+              memory, pacer, clock):
         deaths.append(1)
         if len(deaths) == 1:
             raise Fatal()
@@ -331,3 +331,15 @@ def test_a_ctrl_c_that_lands_in_the_collector_reaches_the_server():
     assert 'The StatsD collector loop stops: KeyboardInterrupt' in done.stdout
     assert 'ERROR' not in done.stdout
     assert 'Traceback' not in done.stderr, done.stderr
+
+
+def test_a_process_that_stops_collecting_forgets_its_stuck_clock(serve, udp):
+    dataset = {'p': [fakeapi.Table('t', 'CREATING')]}
+    instance = scheduler.Scheduler(peers.make_settings(
+        monitoring_url=serve(fakeapi.FakeMonitoringAPI(dataset)).url,
+        statsd_port=udp.port))
+    assert instance._step()
+    assert instance.clock.remembered() == 1
+    instance._elected = lambda: False  # another process holds the lock
+    assert instance._step()
+    assert instance.clock.remembered() == 0

@@ -26,7 +26,7 @@ def _run(selector, sizes, complete=True):
     measurements = []
     for project in sorted(sizes):
         measurements.extend(metric_set.project_measurements(project, [
-            metrics.TableStats(project, name, True,
+            metrics.TableStats(project, name, 'ACTIVE',
                                {'size': size, 'item_count': size // 10})
             for name, size in sorted(sizes[project].items())]))
     measurements.extend(metric_set.ranked_tables(complete))

@@ -1,5 +1,5 @@
-"""Benchmarks of issues 4, 11 and 13: each figure beside its target; exit 1
-on a miss.
+"""The README's performance figures: each beside its target; exit 1 on a
+miss.
 
 ``tox -e bench`` on CPython 3, ``tox -e kilo-bench`` on CPython 2.7 with a
 MagnetoDB 2015.1 deployment's libraries (or ``python benchmarks/bench.py``
@@ -55,7 +55,7 @@ from magnetodb_statsd_middleware import monitoring  # noqa: E402
 from magnetodb_statsd_middleware import outages  # noqa: E402
 from magnetodb_statsd_middleware import scheduler  # noqa: E402
 
-try:  # the pacing of issue 13; absent from older trees measured "before"
+try:  # pacing.py; absent from older trees measured "before"
     from magnetodb_statsd_middleware import pacing
 except ImportError:  # pragma: no cover
     pacing = None
@@ -70,7 +70,7 @@ PRODUCTION = dict(max_packet_size=1432, interval=60)
 
 RESULTS = []
 
-# The CPU and latency targets are for CPython 3 (issue 13); on 2.7 those
+# The CPU and latency targets are for CPython 3; on 2.7 those
 # figures are reported beside them, not judged (its request path asks
 # os.getpid(), a system call, for want of an at-fork hook).
 JUDGED = not compat.PY2
@@ -769,7 +769,7 @@ def bench_stuck_memory(huge):
            '1% passing', '%.1f' % extra, '<= 10 MB', extra <= 10, ' MB')
 
 
-# 11. Labeled metrics and top_tables (issue 11) ------------------------------
+# 11. Labeled metrics and top_tables -----------------------------------------
 
 TOP_MEMORY_CHILD = r'''
 from __future__ import print_function
@@ -807,7 +807,7 @@ def _top_memory_child(fixture, label_mode, top, cycles=3):
 
 
 def bench_top_tables_memory(big):
-    """Memory held between cycles by the top-N membership (issue 11)."""
+    """Memory held between cycles by the top-N membership."""
     held = {}
     for top in (0, 1000):
         before, between, sent, members = _top_memory_child(
@@ -821,7 +821,7 @@ def bench_top_tables_memory(big):
 
 
 def bench_label_cpu(big):
-    """CPU per table of a labeled cycle beside the dotted names (issue 11)."""
+    """CPU per table of a labeled cycle beside the dotted names."""
     port = peers.free_port(socket.SOCK_DGRAM)  # nobody listens
     modes = (('disabled', 0), ('dogstatsd', 0), ('dogstatsd', 1000))
     best = dict.fromkeys(modes, float('inf'))

@@ -1,17 +1,18 @@
 """A MagnetoDB-compatible monitoring API, quirks included, as a WSGI app.
 
 The demo, the tests and the benchmarks serve it where the real
-``monitoring_app`` would stand in ``api-paste.ini``. It follows
-``shared/reference/magnetodb-monitoring-api.md`` to the letter: rows ordered
+``monitoring_app`` would stand in ``api-paste.ini``. It pages as
+MagnetoDB 2015.1 does (the README's "How the listing is read"): rows ordered
 by the token of the project id (not alphabetically), the ``usage_detailes``
 spelling, overlapping pages, ``last_evaluated_table`` dropping the rest of a
 project, HTTP 500 for ``limit`` sent with ``last_evaluated_project``.
 
-And it fails where real data makes MagnetoDB 2015.1 fail (the table at the
-end of ``shared/reference/real-magnetodb.md``): ``last_evaluated_project=P``
-alone for a project of more than ``paged_rows`` (5,000) tables, and every
-page, project resource or table resource that holds an ACTIVE table marked
-``unreadable`` (a JMX bean missing on a node, a non-numeric statistic).
+And it fails where real data makes MagnetoDB 2015.1 fail (as
+tests/test_magnetodb.py shows on MagnetoDB itself):
+``last_evaluated_project=P`` alone for a project of more than
+``paged_rows`` (5,000) tables, and every page, project resource or table
+resource that holds an ACTIVE table marked ``unreadable`` (a JMX bean
+missing on a node, a non-numeric statistic).
 
 Tests inject faults, mark tables unreadable and read request counts
 through ``<base>/_fixture`` when the app is built with ``control = true``.

@@ -1,8 +1,7 @@
 """Walking MagnetoDB's all-projects listing: every table exactly once,
 every project MagnetoDB can still serve, and always an end.
 
-How the reference server pages
-(``shared/reference/magnetodb-monitoring-api.md``):
+How MagnetoDB's server pages (the README's "How the listing is read"):
 
 * ``last_evaluated_project=P`` returns *all* of P, then the projects after
   it: so a full page's last project is never trusted as complete; it is

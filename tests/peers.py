@@ -358,7 +358,7 @@ def make_settings(**overrides):
     return config.Settings(**values)
 
 
-# design.md: MagnetoDB 2015.1's statuses, each sent every cycle.
+# MagnetoDB 2015.1's statuses, each sent every cycle (the README).
 STATUSES = ('active', 'creating', 'deleting', 'create_failed',
             'delete_failed')
 

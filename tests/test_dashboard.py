@@ -161,8 +161,8 @@ def demo(graphite, graphite_statsd):
         for _ in range(FAILED_CYCLES):
             assert not run()[0].completed
         run(SICK, tables=False)
-        # collector.projects_failed comes with issue 10 (not on main yet):
-        # its panel is fed the contract's gauge directly.
+        # These faults fail whole cycles, not single projects: the panel
+        # of collector.projects_failed is fed that gauge directly.
         graphite_statsd.send(['%s.collector.projects_failed:%d|g'
                               % (PREFIX, PROJECTS_FAILED)])
         # Every series a panel reads exists: a render that reaches a file

@@ -278,7 +278,7 @@ def test_labels_are_sorted_by_key_and_user_labels_merge_in():
     ('monasca', "mdb.table.size:5|g|#{'project': 'p', 'table': 't'}"),
     ('disabled', 'mdb.tables.p.t.size:5|g'),
 ])
-def test_the_lines_of_design_md(mode, line):
+def test_the_lines_of_the_readme(mode, line):
     assert _spell(mode, [(metrics.TABLE['size'], ('p', 't'), 5)]) == [line]
 
 
@@ -314,7 +314,7 @@ def test_emit_legacy_spells_everything_twice():
 
 @pytest.mark.parametrize('raw', HOSTILE)
 @pytest.mark.parametrize('lower', [False, True])
-def test_safe_label_is_the_rule_of_design_md(raw, lower):
+def test_safe_label_is_the_rule_of_the_readme(raw, lower):
     assert metrics.safe_label(raw, lower) == expected_label(raw, lower)
 
 

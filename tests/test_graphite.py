@@ -137,7 +137,7 @@ def _series(prefix, name, **labels):
 
 def labeled_series(prefix, dataset):
     """``{tagged series name: value}`` of the tables, projects, totals and
-    health of ``dataset``, computed from the dataset and design.md's
+    health of ``dataset``, computed from the dataset and the README's
     "Labeled metrics"."""
     expected = {}
     totals = dict(size=0, item_count=0, tables=0, projects=len(dataset))

@@ -2,7 +2,7 @@
 
 ``python3 -m tox -e pictures`` runs it (``python tools/draw-dashboard-
 pictures.py [DIR]`` in an environment with the package and its test
-extras; DIR defaults to docs/). A demo cloud is collected every 2 s for
+extras; DIR: doc/source/images). A demo cloud is collected every 2 s for
 2.5 minutes by the collector's own cycle and sent through the Etsy statsd
 daemon's graphite backend to Debian's carbon-cache, as in the tests
 (tests/graphite_peer.py): projects whose tables grow at different rates, a
@@ -141,7 +141,8 @@ def draw(graphite, started, folder):
 
 
 def main(argv):
-    folder = os.path.abspath(argv[0] if argv else os.path.join(ROOT, 'docs'))
+    folder = os.path.abspath(
+        argv[0] if argv else os.path.join(ROOT, 'doc', 'source', 'images'))
     if not os.path.isdir(folder):
         os.makedirs(folder)
     workdir = tempfile.mkdtemp(prefix='magnetodb-statsd-pictures-')

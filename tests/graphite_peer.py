@@ -305,10 +305,11 @@ def last_values(series_list):
 
 
 def readme_queries():
-    """The queries of the README's "Graphite and Grafana" section: the
+    """The queries of the documentation's "Graphite and Grafana" page: the
     lines of its literal blocks that call a Graphite function or name a
     series (comments and configuration lines left out)."""
-    with open(os.path.join(peers.ROOT, 'README.rst')) as f:
+    with open(os.path.join(peers.ROOT, 'doc', 'source', 'receivers',
+                           'graphite.rst')) as f:
         lines = f.read().splitlines()
     start = lines.index('Graphite and Grafana')
     assert set(lines[start + 1]) == set('=')

@@ -19,13 +19,7 @@ extensions = [
 ]
 
 master_doc = 'index'
-exclude_patterns = []
-pygments_style = 'sphinx'
 html_theme = 'alabaster'
-html_static_path = []
-# Each module's docstring says why it exists; its members are read in the
-# code.
-autodoc_default_options = {}
 
 
 # oslo.config parses help text as reStructuredText, where a word ending in

@@ -25,6 +25,7 @@ from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import optiontypes
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ OSLO_SOURCE_KEYS = ('oslo_config_project', 'oslo_config_file',
                     'oslo_config_program')
 
 _OPTS_BY_NAME = dict((opt.dest, opt) for opt in opts.STATSD_OPTS)
-_URL_TYPE = opts.URI()
+_URL_TYPE = optiontypes.URI()
 
 
 class ConfigError(ValueError):

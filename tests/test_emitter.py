@@ -114,7 +114,7 @@ def test_emit_legacy_sends_both_spellings(udp):
           emit_legacy=True)
     assert udp.lines == [
         'magnetodb.table.size,project=p,table=a.b:1|g',
-        'magnetodb.tables.p.%s.size:1|g' % metrics.safe_name('a.b')]
+        'magnetodb.tables.p.%s.size:1|g' % metrics.safe_part('a.b')]
 
 
 def test_counters_and_timers(udp):

@@ -7,9 +7,9 @@ Each default is declared here once; :class:`.config.Settings` takes its
 own from these declarations.
 
 The options are declared with what oslo.config 1.9.3 (a MagnetoDB 2015.1
-host) offers: plain ``Opt``s whose types, in :mod:`.optiontypes`, add the
-checks that its types lack (host addresses, ports, URLs, patterns, float
-minimums).
+host) offers: plain ``cfg.Opt`` declarations whose types (in
+:mod:`.optiontypes`) add the checks that its own types lack (host
+addresses, ports, URLs, patterns, float minimums).
 """
 
 import copy

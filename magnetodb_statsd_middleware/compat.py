@@ -174,17 +174,6 @@ def at_fork_in_child(callback):
     return True
 
 
-def close_statsd_client(client):
-    """Close a ``statsd`` client's socket now, not when it is collected.
-
-    statsd 4 has ``close()``; 3.3, the last release for 2.7, does not.
-    """
-    if hasattr(client, 'close'):
-        client.close()
-    else:  # pragma: no cover (2.7)
-        client._sock.close()
-
-
 def config_parse_kwargs(conf):
     """Keyword arguments of ``ConfigOpts()`` that this oslo.config knows.
 

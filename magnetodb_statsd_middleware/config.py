@@ -21,10 +21,10 @@ from oslo_config import cfg
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
-from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import optiontypes
 from magnetodb_statsd_middleware import opts
 
 LOG = logging.getLogger(__name__)
@@ -34,59 +34,45 @@ OSLO_SOURCE_KEYS = ('oslo_config_project', 'oslo_config_file',
                     'oslo_config_program')
 
 _OPTS_BY_NAME = dict((opt.dest, opt) for opt in opts.STATSD_OPTS)
-_URL_TYPE = opts.URI()
+_URL_TYPE = optiontypes.URI()
 
 
 class ConfigError(ValueError):
     """A bad ``[statsd]`` setting; the message names the option and value."""
 
 
-_SETTINGS_DEFAULTS = (
-    ('enabled', False),
-    ('statsd_host', '127.0.0.1'),
-    ('statsd_port', 8125),
-    ('metric_prefix', 'magnetodb'),
-    ('interval', 60),
-    ('initial_delay', 0.0),
-    ('monitoring_url', opts.DEFAULT_MONITORING_URL),
-    ('projects', ()),
-    ('metrics', opts.KNOWN_METRICS),
-    ('stuck_after', 900),
-    ('page_size', 1000),
-    ('request_timeout', 30.0),
-    ('max_response_bytes', 16 * 1024 * 1024),
-    ('max_packet_size', 512),
-    ('send_rate', 5000),
-    ('send_spread', 0.5),
-    ('lock_path', ''),
-    ('healthcheck_url', ''),
-    ('ca_file', ''),
-    ('host_name', ''),
-    ('coordination_url', ''),
-    ('label_mode', dialects.DISABLED),
-    ('max_name_length', metrics.MAX_NAME_LENGTH),
-    ('emit_legacy', False),
-    ('user_labels', ()),  # sorted (key, value) pairs
-    ('include_projects', ()),
-    ('exclude_projects', ()),
-    ('include_tables', ()),
-    ('exclude_tables', ()),
-    ('top_tables', 0),
-)
+def _frozen(value):
+    """An option's value as :class:`Settings` holds it: immutable (a list
+    becomes a tuple, a dict its sorted ``(key, value)`` pairs)."""
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+# Every option's declared default, as Settings holds it. A default of None
+# (lock_path, host_name) means "derived when the settings are loaded";
+# Settings built by hand, never loaded, hold '' instead: no lock, and no
+# host name of their own.
+_DEFAULTS = collections.OrderedDict(
+    (opt.dest, '' if opt.default is None else _frozen(opt.default))
+    for opt in opts.STATSD_OPTS)
 
 
 class Settings(collections.namedtuple(
-        'Settings', [name for name, _ in _SETTINGS_DEFAULTS])):
+        'Settings', list(_DEFAULTS))):
     """Validated, resolved settings of one collector (immutable).
 
-    Built with keywords; the ones left out take their defaults.
+    One field per option, built with keywords; the ones left out take the
+    option's declared default.
     ``coordination_url`` is a secret and stays out of the repr.
     """
 
     __slots__ = ()
 
     def __new__(cls, **values):
-        for name, default in _SETTINGS_DEFAULTS:
+        for name, default in _DEFAULTS.items():
             values.setdefault(name, default)
         return super(Settings, cls).__new__(cls, **values)
 
@@ -299,7 +285,7 @@ def _validated(values):
         if problem:  # the URL is a secret: never in the message
             raise ConfigError('[statsd] coordination_url is invalid: %s'
                               % problem)
-    user_labels = tuple(sorted(values['user_labels'].items()))
+    user_labels = _frozen(values['user_labels'])
     if values['label_mode'] == 'dogstatsd':
         for key, value in user_labels:
             if value != value.lower():
@@ -354,9 +340,9 @@ def _validated(values):
         max_name_length=max_name_length,
         emit_legacy=values['emit_legacy'],
         user_labels=user_labels,
-        include_projects=tuple(values['include_projects']),
-        exclude_projects=tuple(values['exclude_projects']),
-        include_tables=tuple(values['include_tables']),
-        exclude_tables=tuple(values['exclude_tables']),
+        include_projects=_frozen(values['include_projects']),
+        exclude_projects=_frozen(values['exclude_projects']),
+        include_tables=_frozen(values['include_tables']),
+        exclude_tables=_frozen(values['exclude_tables']),
         top_tables=values['top_tables'],
     )

@@ -19,7 +19,7 @@ included) and a gauge value ``n``:
 
 A metric without labels is plain ``name:n|g`` in every dialect. Label
 values are made safe by :func:`.metrics.safe_label` (lower-cased for
-DogStatsD), dotted name parts by :func:`.metrics.safe_name`: neither can
+DogStatsD), dotted name parts by :func:`.metrics.safe_part`: neither can
 hold a character that any of these syntaxes reads (``\\n : | # , = ; [ ]
 { } '`` or a space), nor one that Monasca refuses. Each spelling builds one
 ``%``-template per quantity, once, so that a line costs one formatting

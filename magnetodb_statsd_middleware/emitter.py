@@ -4,13 +4,14 @@ Measurements are spelled into lines by :mod:`.dialects` (dotted names or a
 label dialect, whose tags may follow the type: ``|#k:v``); this module
 packs the lines into datagrams of at most ``max_packet_size`` bytes
 (several lines to a datagram, separated by ``\\n`` as the StatsD protocol
-allows), and the ``statsd`` package's client sends them. The packing is
-ours rather than the package's pipeline, which concatenates a datagram
-line by line: this is the hot loop of a cycle (two lines per table, two
-million for a large cloud). A project's lines are joined once and cut at
-the last line end that fits, which costs a few string operations per
-datagram instead of several per line, and the pacing needs to know how
-many datagrams a batch is before it goes.
+allows), and the ``statsd`` package's client sends them, through
+:mod:`.statsdclient`. The packing is ours rather than the package's
+pipeline, which concatenates a datagram line by line: this is the hot
+loop of a cycle (two lines per table, two million for a large cloud). A
+project's lines are joined once and cut at the last line end that fits,
+which costs a few string operations per datagram instead of several per
+line, and the pacing needs to know how many datagrams a batch is before it
+goes.
 
 Around it: the host is resolved again at every cycle (a DNS change needs
 no restart, a DNS failure only fails that cycle); a line that could never
@@ -26,12 +27,11 @@ import socket
 import sys
 import time
 
-import statsd
-
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
+from magnetodb_statsd_middleware import statsdclient
 
 # Bytes of datagrams handed to the socket between two pacing waits, about
 # 200 lines: a burst that takes a tenth of a daemon's receive buffer
@@ -54,21 +54,6 @@ def resolve(host, port):
                         % (host, compat.to_text(exc)))
     family, _, _, _, address = infos[0]
     return address[0], family == socket.AF_INET6
-
-
-class _CountingClient(statsd.StatsClient):
-    """statsd's UDP client, counting the datagrams the socket refuses
-    (statsd itself drops those in silence)."""
-
-    unsent = 0
-    send_error = ''  # why, the first time
-
-    def _send(self, data):
-        try:
-            self._sock.sendto(data.encode('ascii'), self._addr)
-        except compat.OS_ERRORS as exc:
-            self.unsent += 1
-            self.send_error = self.send_error or compat.to_text(exc)
 
 
 class Emitter(object):
@@ -114,8 +99,8 @@ class Emitter(object):
         address, ipv6 = resolve(self._settings.statsd_host,
                                 self._settings.statsd_port)
         try:
-            return _CountingClient(address, self._settings.statsd_port,
-                                   ipv6=ipv6)
+            return statsdclient.DatagramClient(
+                address, self._settings.statsd_port, ipv6=ipv6)
         except compat.OS_ERRORS as exc:
             raise EmitError('cannot open a UDP socket to %s:%d: %s'
                             % (address, self._settings.statsd_port,
@@ -126,7 +111,7 @@ class Emitter(object):
             self._end_datagram()
             self._send_batch()
         finally:
-            compat.close_statsd_client(self._client)
+            self._client.close()
 
     def send(self, measurements):
         """Spell and queue a list of measurements, in every spelling.
@@ -181,7 +166,7 @@ class Emitter(object):
             time.sleep(delay)
         else:
             runtime.cooperative_yield()
-        send = self._client._send
+        send = self._client.send
         for datagram in batch:
             send(datagram)
         self._pacer.sent_batch(len(batch))
@@ -190,8 +175,8 @@ class Emitter(object):
 
 
 class _PrintingClient(object):
-    """Stands in for the statsd client: the datagrams go to a stream, one
-    line a metric (the emitter only ever calls ``_send`` and ``close``)."""
+    """Stands in for :class:`.statsdclient.DatagramClient`: the datagrams
+    go to a stream, one line a metric."""
 
     unsent = 0
     send_error = ''
@@ -199,8 +184,8 @@ class _PrintingClient(object):
     def __init__(self, stream):
         self._stream = stream
 
-    def _send(self, data):
-        self._stream.write(data + '\n')
+    def send(self, datagram):
+        self._stream.write(datagram + '\n')
 
     def close(self):
         self._stream.flush()

@@ -7,7 +7,7 @@ the quantity's key order (a project id, a table name, a host...), and
 ``value`` is a checked number. This module alone decides what StatsD
 receives; :mod:`.dialects` only spells each measurement, as a dotted name
 or in a label dialect, making every label value safe on the way
-(:func:`safe_name`, :func:`safe_label`).
+(:func:`safe_part`, :func:`safe_label`).
 
 :class:`MetricSet` turns complete projects into measurements and keeps the
 running totals; which tables get measurements of their own is asked of a
@@ -50,22 +50,15 @@ def nameable(raw):
     return isinstance(raw, compat.string_types) and bool(raw)
 
 
-def safe_name(raw):
+def safe_part(raw):
     """Make one metric name part safe for any StatsD daemon, injectively.
 
     Every character outside ``A-Z a-z 0-9 _ -`` becomes ``_``; where that
     changed the name, ``_`` and the first 8 hex digits of the SHA-1 of the
     raw UTF-8 name are appended, so ``a.b`` and ``a_b`` stay apart and a
-    name is the same at every cycle. Returns None for a non-string or
-    empty name: such a row cannot be named.
+    name is the same at every cycle. ``raw`` is :func:`nameable`: a row
+    whose name is not cannot be named at all.
     """
-    if not nameable(raw):
-        return None
-    return safe_part(raw)
-
-
-def safe_part(raw):
-    """:func:`safe_name` of a name known to be nameable (the hot path)."""
     if _UNSAFE.search(raw) is None:
         return raw
     return '%s_%s' % (_UNSAFE.sub('_', raw), _digest(raw))
@@ -118,7 +111,7 @@ def fit_parts(raw_parts, safe_parts, room, keys):
 def safe_label(raw, lower=False):
     """Make a label value safe for every dialect, injectively.
 
-    As :func:`safe_name`, except that ``.`` is kept (``A-Z a-z 0-9 _ - .``
+    As :func:`safe_part`, except that ``.`` is kept (``A-Z a-z 0-9 _ - .``
     stay as they are), and that a value is at most :data:`MAX_LABEL`
     characters: a value that changed, or was longer, is cut to 191
     characters before its ``_`` and 8 hex digits. With ``lower``

@@ -3,24 +3,22 @@
 The help text is the reference documentation: ``oslo-config-generator``
 turns it into ``etc/magnetodb-statsd.conf.sample`` and operators read it
 there, so every option says what it does, its unit and its failure mode.
+Each default is declared here once; :class:`.config.Settings` takes its
+own from these declarations.
 
 The options are declared with what oslo.config 1.9.3 (a MagnetoDB 2015.1
-host) offers: plain ``Opt``s whose types below add the checks that its
-types lack (host addresses, ports, URLs, patterns, float minimums). Each
-type keeps the ``type_name`` and bounds that current oslo.config's sample
-generator prints, so the sample reads the same as with its own types.
+host) offers: plain ``cfg.Opt`` declarations whose types (in
+:mod:`.optiontypes`) add the checks that its own types lack (host
+addresses, ports, URLs, patterns, float minimums).
 """
 
 import copy
-import re
-import socket
 
 from oslo_config import cfg
-from oslo_config import types
 
-from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import optiontypes
 
 GROUP = 'statsd'
 
@@ -30,193 +28,6 @@ DEFAULT_MONITORING_URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 
 METRIC_PREFIX_PATTERN = r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z'
 
-LABEL_KEY_PATTERN = r'^[a-z][a-z0-9_]*\Z'
-# A user label value is sent as it is: it must already be what
-# metrics.safe_label() would leave unchanged.
-LABEL_VALUE_PATTERN = r'^[A-Za-z0-9_.-]{1,200}\Z'
-
-# RFC 1123 host names: dot-separated labels of letters, digits and '-'.
-_HOST_NAME = re.compile(r'^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}'
-                        r'[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}'
-                        r'[A-Za-z0-9])?)*\.?$')
-
-
-def _labelled(config_type, type_name):
-    """Set the label current oslo.config's sample generator prints.
-
-    Set on the instance, after ``__init__``: current oslo.config types set
-    their own ``type_name`` there.
-    """
-    config_type.type_name = type_name
-    return config_type
-
-
-class Pattern(types.String):
-    """A string that must match a regular expression."""
-
-    def __init__(self, pattern, what):
-        super(Pattern, self).__init__()
-        _labelled(self, 'string value')
-        self._pattern = pattern  # a string: list_opts() deep-copies it
-        self._what = what
-
-    def __call__(self, value):
-        value = super(Pattern, self).__call__(value)
-        if not re.match(self._pattern, value):
-            raise ValueError('not %s' % self._what)
-        return value
-
-
-class HostAddress(types.String):
-    """A host name, IPv4 or IPv6 address."""
-
-    def __init__(self):
-        super(HostAddress, self).__init__()
-        _labelled(self, 'host address value')
-
-    def __call__(self, value):
-        value = super(HostAddress, self).__call__(value)
-        for family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                socket.inet_pton(family, value)
-                return value
-            except (socket.error, ValueError, UnicodeError):
-                pass
-        if not _HOST_NAME.match(value):
-            raise ValueError('not a host name, IPv4 or IPv6 address')
-        return value
-
-
-class URI(types.String):
-    """An http or https URL with a host."""
-
-    def __init__(self):
-        super(URI, self).__init__()
-        _labelled(self, 'uri value')
-
-    def __call__(self, value):
-        value = super(URI, self).__call__(value)
-        parts = compat.urlsplit(value)
-        if parts.scheme not in ('http', 'https') or not parts.hostname:
-            raise ValueError('not an http or https URL with a host')
-        return value
-
-
-class Integer(types.Integer):
-    """An integer within bounds (1.9.3 checks them too, but skips a bound
-    of 0)."""
-
-    def __init__(self, min=None, max=None, type_name='integer value'):
-        super(Integer, self).__init__(min=min, max=max)
-        _labelled(self, type_name)
-
-    def __call__(self, value):
-        value = super(Integer, self).__call__(value)
-        if self.min is not None and value < self.min:
-            raise ValueError('Should be greater than or equal to %d'
-                             % self.min)
-        return value
-
-
-class Float(types.Float):
-    """A float within bounds, which oslo.config 1.9.3 cannot check."""
-
-    def __init__(self, min=None, max=None):
-        super(Float, self).__init__()
-        _labelled(self, 'floating point value')
-        self.min = min
-        self.max = max
-
-    def __call__(self, value):
-        value = super(Float, self).__call__(value)
-        if self.min is not None and value < self.min:
-            raise ValueError('should be greater than or equal to %g'
-                             % self.min)
-        if self.max is not None and value > self.max:
-            raise ValueError('should be less than or equal to %g'
-                             % self.max)
-        return value
-
-
-class MetricList(types.List):
-    """A list of known metric names, at least one."""
-
-    def __init__(self):
-        super(MetricList, self).__init__(
-            item_type=types.String(choices=KNOWN_METRICS))
-        _labelled(self, 'list value')
-
-    def __call__(self, value):
-        value = super(MetricList, self).__call__(value)
-        if not value:
-            raise ValueError('name size, item_count or both')
-        return value
-
-
-class Choice(types.String):
-    """One of a few names, listed in the option's own help text."""
-
-    def __init__(self, names):
-        super(Choice, self).__init__()
-        _labelled(self, 'string value')
-        self._names = tuple(names)
-
-    def __call__(self, value):
-        value = super(Choice, self).__call__(value)
-        if value not in self._names:
-            raise ValueError('not one of %s' % ', '.join(self._names))
-        return value
-
-
-class UserLabels(types.Dict):
-    """``key:value,...`` static labels; keys and values checked here,
-    since oslo.config's Dict only splits them."""
-
-    def __init__(self):
-        super(UserLabels, self).__init__()
-        _labelled(self, 'dict value')
-
-    def __call__(self, value):
-        labels = super(UserLabels, self).__call__(value)
-        for key, label in sorted(labels.items()):
-            if not re.match(LABEL_KEY_PATTERN, key):
-                raise ValueError('label key %r is not [a-z][a-z0-9_]*'
-                                 % key)
-            if key in dialects.RESERVED_LABELS:
-                raise ValueError('label key %r is one of the collector\'s '
-                                 'own (%s)' % (key, ', '.join(
-                                     dialects.RESERVED_LABELS)))
-            if not re.match(LABEL_VALUE_PATTERN, label):
-                raise ValueError('label value %r is not 1 to 200 of A-Z, '
-                                 'a-z, 0-9, "_", "-" and "."' % label)
-        return labels
-
-
-class Regex(types.String):
-    """A regular expression; quote it ("...") if it holds a comma."""
-
-    def __init__(self):
-        super(Regex, self).__init__(quotes=True)
-        _labelled(self, 'string value')
-
-    def __call__(self, value):
-        value = super(Regex, self).__call__(value)
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError('%r is not a regular expression: %s'
-                             % (value, exc))
-        return value
-
-
-class RegexList(types.List):
-    """A list of regular expressions."""
-
-    def __init__(self):
-        super(RegexList, self).__init__(item_type=Regex())
-        _labelled(self, 'list value')
-
-
 STATSD_OPTS = [
     cfg.BoolOpt(
         'enabled', default=False,
@@ -224,30 +35,33 @@ STATSD_OPTS = [
              'the filter is a pure pass-through: it starts nothing and '
              'validates nothing.'),
     cfg.Opt(
-        'statsd_host', type=HostAddress(), default='127.0.0.1',
+        'statsd_host', type=optiontypes.HostAddress(), default='127.0.0.1',
         help='Host name, IPv4 or IPv6 address of the StatsD daemon. It is '
              'resolved again at every cycle, so a DNS change or outage '
              'never needs a restart and never fails the paste load.'),
     cfg.Opt(
-        'statsd_port', type=Integer(1, 65535, 'port value'), default=8125,
+        'statsd_port', default=8125,
+        type=optiontypes.Integer(1, 65535, 'port value'),
         help='UDP port of the StatsD daemon.'),
     cfg.Opt(
         'metric_prefix', default='magnetodb',
-        type=Pattern(METRIC_PREFIX_PATTERN, 'dot-separated parts of A-Z, '
-                     'a-z, 0-9, "_" and "-"'),
+        type=optiontypes.Pattern(METRIC_PREFIX_PATTERN,
+                                 'dot-separated parts of A-Z, a-z, 0-9, '
+                                 '"_" and "-"'),
         help='First part of every metric name: dot-separated parts made of '
              'A-Z, a-z, 0-9, "_" and "-".'),
     cfg.Opt(
-        'interval', type=Integer(min=1), default=60,
+        'interval', type=optiontypes.Integer(min=1), default=60,
         help='Seconds between the starts of two collection cycles. A cycle '
              'that takes longer delays the next one; cycles never overlap. '
              'Align StatsD\'s gauge expiry (deleteGauges, gaugesMaxTTL) '
              'with it so that deleted tables disappear.'),
     cfg.Opt(
-        'initial_delay', type=Float(min=0), default=0.0,
+        'initial_delay', type=optiontypes.Float(min=0), default=0.0,
         help='Seconds to wait after start-up before the first cycle.'),
     cfg.Opt(
-        'monitoring_url', type=URI(), default=DEFAULT_MONITORING_URL,
+        'monitoring_url', type=optiontypes.URI(),
+        default=DEFAULT_MONITORING_URL,
         help='The all-projects resource of the MagnetoDB monitoring API, '
              'normally on the loopback address of the local API server.'),
     cfg.ListOpt(
@@ -256,12 +70,12 @@ STATSD_OPTS = [
              'the paginated all-projects listing. Otherwise one request '
              'per listed project, and totals only over those projects.'),
     cfg.Opt(
-        'metrics', type=MetricList(), default=list(KNOWN_METRICS),
+        'metrics', type=optiontypes.MetricList(), default=list(KNOWN_METRICS),
         help='Table statistics to ask the monitoring API for: size (bytes) '
              'and/or item_count. The server fails on an unknown name, so '
              'only these two are accepted.'),
     cfg.Opt(
-        'stuck_after', type=Integer(min=1), default=900,
+        'stuck_after', type=optiontypes.Integer(min=1), default=900,
         help='Seconds after which a table seen CREATING or DELETING counts '
              'as stuck (<prefix>.projects.<P>.stuck and '
              '<prefix>.totals.stuck). A table is timed from the first '
@@ -272,26 +86,26 @@ STATSD_OPTS = [
              'table counts as stuck up to this much later than it would '
              'have, never earlier.'),
     cfg.Opt(
-        'page_size', type=Integer(min=1), default=1000,
+        'page_size', type=optiontypes.Integer(min=1), default=1000,
         help='Page size of the all-projects listing: the limit the server '
              'applies (MagnetoDB\'s default is 1000). A page shorter than '
              'this is taken as the last one.'),
     cfg.Opt(
-        'request_timeout', type=Float(min=0.001), default=30.0,
+        'request_timeout', type=optiontypes.Float(min=0.001), default=30.0,
         help='Seconds one HTTP request to the monitoring API may take, '
              'connection and whole body included.'),
     cfg.Opt(
-        'max_response_bytes', type=Integer(min=1024),
+        'max_response_bytes', type=optiontypes.Integer(min=1024),
         default=16 * 1024 * 1024,
         help='Largest monitoring API response body read, in bytes. A '
              'larger one is not read further and fails the cycle.'),
     cfg.Opt(
-        'max_packet_size', type=Integer(64, 65000), default=512,
+        'max_packet_size', type=optiontypes.Integer(64, 65000), default=512,
         help='Largest UDP datagram sent to StatsD, in bytes. 512 is safe '
              'on any path; 1432 fits a 1500-byte Ethernet MTU. Several '
              'metric lines share a datagram up to this size.'),
     cfg.Opt(
-        'send_rate', type=Integer(min=0), default=5000,
+        'send_rate', type=optiontypes.Integer(min=0), default=5000,
         help='Most datagrams sent to StatsD per second, 0 for no limit: '
              'the rate of a first cycle, and the ceiling of send_spread. '
              'A burst of thousands of datagrams overflows the daemon\'s '
@@ -299,7 +113,7 @@ STATSD_OPTS = [
              'cannot send a cycle within the interval, a warning says '
              'so once.'),
     cfg.Opt(
-        'send_spread', type=Float(min=0, max=0.9), default=0.5,
+        'send_spread', type=optiontypes.Float(min=0, max=0.9), default=0.5,
         help='Share of the interval over which a cycle spreads its '
              'datagrams, planned from what the last cycle sent: with '
              'interval = 60 and 0.5, they go out evenly over the first 30 '
@@ -357,7 +171,7 @@ STATSD_OPTS = [
              'dot.'),
     cfg.Opt(
         'label_mode', default=dialects.DISABLED,
-        type=Choice(dialects.LABEL_MODES),
+        type=optiontypes.Choice(dialects.LABEL_MODES),
         help='How metrics are named. disabled: dotted names with the '
              'project, table and host in them '
              '(<prefix>.tables.<P>.<T>.size). Any other value: one name per '
@@ -375,7 +189,7 @@ STATSD_OPTS = [
              'safe like names; dogstatsd lower-cases them, with a hash '
              'suffix where that changed one.'),
     cfg.Opt(
-        'max_name_length', type=Integer(64, 1024),
+        'max_name_length', type=optiontypes.Integer(64, 1024),
         default=metrics.MAX_NAME_LENGTH,
         help='Longest metric name sent, in characters. A dotted name that '
              'would be longer has its table part (then its project part) '
@@ -392,7 +206,7 @@ STATSD_OPTS = [
              'dashboards can move from one to the other; twice the '
              'lines.'),
     cfg.Opt(
-        'user_labels', type=UserLabels(), default={},
+        'user_labels', type=optiontypes.UserLabels(), default={},
         help='Static labels added to every labeled metric, e.g. '
              'region:r1,cloud:prod. Keys match [a-z][a-z0-9_]* and are '
              'not project, table, host, subsystem or status; values are 1 '
@@ -400,30 +214,30 @@ STATSD_OPTS = [
              'of A-Z, a-z, 0-9, "_", "-" and "." (lower case with '
              'dogstatsd). Not sent with the dotted names.'),
     cfg.Opt(
-        'include_projects', type=RegexList(), default=[],
+        'include_projects', type=optiontypes.RegexList(), default=[],
         help='Regular expressions; only projects whose raw id one of them '
              'matches whole get project and table metrics of their own. '
              'Empty: every project. Totals always count every project. '
              'Quote an expression that contains a comma.'),
     cfg.Opt(
-        'exclude_projects', type=RegexList(), default=[],
+        'exclude_projects', type=optiontypes.RegexList(), default=[],
         help='Regular expressions; projects whose raw id one of them '
              'matches whole get no project or table metrics of their own '
              '(they still count in the totals). Wins over '
              'include_projects.'),
     cfg.Opt(
-        'include_tables', type=RegexList(), default=[],
+        'include_tables', type=optiontypes.RegexList(), default=[],
         help='Regular expressions; only tables whose raw name one of them '
              'matches whole get table metrics of their own. Empty: every '
              'table. Project sums and totals always cover every table.'),
     cfg.Opt(
-        'exclude_tables', type=RegexList(), default=[],
+        'exclude_tables', type=optiontypes.RegexList(), default=[],
         help='Regular expressions; tables whose raw name one of them '
              'matches whole get no table metrics of their own (they still '
              'count in the project sums and totals). Wins over '
              'include_tables.'),
     cfg.Opt(
-        'top_tables', type=Integer(min=0), default=0,
+        'top_tables', type=optiontypes.Integer(min=0), default=0,
         help='With N > 0, table metrics only for the N largest tables of '
              'the cloud by size, among those the filters let through. '
              'Membership is stable: a table enters when it ranks in the '

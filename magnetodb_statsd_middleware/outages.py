@@ -61,6 +61,3 @@ class OutageLog(object):
         """Record that ``what`` worked this cycle."""
         if self._current.pop(what, None) is not None:
             self._log.info('%s recovered', what)
-
-    def failing(self, what):
-        return what in self._current

@@ -35,6 +35,25 @@ def test_disabled_by_default_and_nothing_validated(conf):
     assert settings == config.Settings(enabled=False)
 
 
+def test_settings_take_their_defaults_from_the_declarations(conf):
+    """Settings built by hand hold what loading the declared defaults
+    gives, save the two defaults derived at load time; and they are
+    immutable through and through (hashable)."""
+    assert set(config.Settings._fields) == {
+        opt.dest for opt in opts.STATSD_OPTS}
+    conf.config(group='statsd', enabled=True)
+    loaded = config.load_settings({}, {}, conf=conf.conf)
+    assert loaded == config.Settings(
+        enabled=True,
+        lock_path=config.default_lock_path(opts.DEFAULT_MONITORING_URL),
+        host_name=config.default_host_name())
+    by_hand = config.Settings()
+    assert (by_hand.lock_path, by_hand.host_name) == ('', '')
+    assert by_hand.metrics == opts.KNOWN_METRICS
+    assert by_hand.user_labels == by_hand.include_tables == ()
+    hash(by_hand)
+
+
 def test_global_conf_is_the_last_resort(conf):
     conf.config(group='statsd', enabled=True, interval=7,
                 metrics=['size'], projects=['a', ' b '])

@@ -66,7 +66,7 @@ def _grown(dataset):
 def _active(dataset, projects=None):
     """``{'project.table': Table}`` of the ACTIVE tables, as aliasByNode
     names them."""
-    return dict(('%s.%s' % (p, metrics.safe_name(t.name)), t)
+    return dict(('%s.%s' % (p, metrics.safe_part(t.name)), t)
                 for p, rows in dataset.items()
                 if projects is None or p in projects
                 for t in rows if t.status == 'ACTIVE')

@@ -19,7 +19,7 @@ def _hashed(raw, safe):
 @pytest.mark.parametrize('raw', [
     'my_table', 'Table-01', 'a' * 300, '0123456789abcdef0123456789abcdef'])
 def test_safe_names_stay_as_they_are(raw):
-    assert metrics.safe_name(raw) == raw
+    assert metrics.safe_part(raw) == raw
 
 
 @pytest.mark.parametrize('raw, safe', [
@@ -31,22 +31,22 @@ def test_safe_names_stay_as_they_are(raw):
     ('x' * 254 + '.', 'x' * 254 + '_'),
 ])
 def test_unsafe_names_are_replaced_and_hashed(raw, safe):
-    assert metrics.safe_name(raw) == _hashed(raw, safe)
+    assert metrics.safe_part(raw) == _hashed(raw, safe)
 
 
 def test_names_that_differ_stay_apart():
     names = ['a.b', 'a_b', 'a:b', 'a b', u'a\u00e9b', u'a\u00e8b']
-    assert len({metrics.safe_name(n) for n in names}) == len(names)
-    assert metrics.safe_name('a_b') == 'a_b'
+    assert len({metrics.safe_part(n) for n in names}) == len(names)
+    assert metrics.safe_part('a_b') == 'a_b'
 
 
 def test_a_name_is_the_same_every_time():
-    assert metrics.safe_name('t.1') == metrics.safe_name('t.1')
+    assert metrics.safe_part('t.1') == metrics.safe_part('t.1')
 
 
 @pytest.mark.parametrize('raw', ['', None, 12, ['x'], {'a': 1}])
 def test_names_that_cannot_be_named(raw):
-    assert metrics.safe_name(raw) is None
+    assert not metrics.nameable(raw)
 
 
 @pytest.mark.parametrize('value, expected', [
@@ -86,7 +86,7 @@ def test_project_gauges_and_totals():
         _table('t.2', size=20, item_count=2),
         _table('t3', status='CREATING'),
     ]))
-    t2 = metrics.safe_name('t.2')
+    t2 = metrics.safe_part('t.2')
     assert gauges == {
         'tables.p1.t1.size': 10, 'tables.p1.t1.item_count': 1,
         'tables.p1.%s.size' % t2: 20, 'tables.p1.%s.item_count' % t2: 2,
@@ -165,7 +165,7 @@ def test_no_name_is_longer_and_every_name_is_its_own(max_length):
     cut = 0
     for name, (_, quantity, labels, _) in zip(names, spelled):
         uncut = 'magnetodb.' + quantity.dotted % tuple(
-            metrics.safe_name(raw) for raw in labels)
+            metrics.safe_part(raw) for raw in labels)
         # The rule of the README, written again; a name that fits is the
         # name it would be without a limit.
         assert name == peers.expected_dotted_name(

@@ -34,10 +34,10 @@ def _safe(raw):
 
 def test_names_are_made_safe_alike_on_every_runtime():
     for raw in [PROJECT] + TABLES:
-        assert metrics.safe_name(raw) == _safe(raw)
+        assert metrics.safe_part(raw) == _safe(raw)
     # A 2.7 caller may hand over UTF-8 bytes (oslo.config does): the
-    # settings decode them first; safe_name keeps them apart anyway.
-    assert metrics.safe_name(u'café') != metrics.safe_name(u'cafè')
+    # settings decode them first; safe_part keeps them apart anyway.
+    assert metrics.safe_part(u'café') != metrics.safe_part(u'cafè')
 
 
 def test_a_cycle_sends_every_non_ascii_table(serve, udp):

@@ -208,10 +208,10 @@ STATSD_OPTS = [
     cfg.Opt(
         'user_labels', type=optiontypes.UserLabels(), default={},
         help='Static labels added to every labeled metric, e.g. '
-             'region:r1,cloud:prod. Keys match [a-z][a-z0-9_]* and are '
-             'not project, table, host, subsystem or status; values are 1 '
-             'to 200 '
-             'of A-Z, a-z, 0-9, "_", "-" and "." (lower case with '
+             'region:r1,cloud:prod. Keys are a lower-case letter followed '
+             'by lower-case letters, digits and "_", and are not project, '
+             'table, host, subsystem or status; values are 1 to 200 of '
+             'A-Z, a-z, 0-9, "_", "-" and "." (lower case with '
              'dogstatsd). Not sent with the dotted names.'),
     cfg.Opt(
         'include_projects', type=optiontypes.RegexList(), default=[],

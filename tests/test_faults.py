@@ -7,6 +7,7 @@ it ends.
 """
 
 import socket
+import time
 
 import pytest
 
@@ -64,6 +65,16 @@ def _requests_after(request_log, count):
                    timeout=30, message='%d more polls' % count)
 
 
+def _between_cycles(request_log, quiet=0.3):
+    """Wait until no monitoring request came for ``quiet`` seconds: a
+    cycle's requests come back to back, then the interval passes. A fault
+    that ends there does not end halfway through a cycle (where a first
+    page failing and the storage probe answering would read as projects
+    that cannot be read)."""
+    peers.wait_for(lambda: time.time() - peers.polls(request_log)[-1][0]
+                   >= quiet, timeout=30, message='a pause between cycles')
+
+
 def _check_requests(loop):
     assert not loop.failures
     assert len(loop.durations) > 20
@@ -95,6 +106,7 @@ def test_monitoring_api_faults(api_server, statsd_daemon, prefix, tmp_path,
     _delete_totals(statsd_daemon, prefix)
     _requests_after(request_log, 3)
     assert _totals(statsd_daemon, prefix) == {}
+    _between_cycles(request_log)
     peers.set_fault(api.monitoring_url, 'none')
     peers.wait_for(lambda: _totals(statsd_daemon, prefix) == expected,
                    message='fresh totals after the outage')

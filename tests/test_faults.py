@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import fakeapi
+from tests.support import peers
 
 INTERVAL = 1
 

@@ -4,8 +4,8 @@ MagnetoDB's own servers (``bin/magnetodb-api-server`` and
 ``bin/magnetodb-api-server-gunicorn``) serve its own etc/ files from the
 environment that ``tools/build-magnetodb-env.sh`` builds; only Cassandra
 and its Jolokia agents are in-memory fakes (tests/magnetodb/). See
-tests/magnetodb_peer.py. The expected gauges are computed from the data
-here, never by the package.
+tests/support/magnetodb_peer.py. The expected gauges are computed from the
+data here, never by the package.
 """
 
 import collections
@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-import magnetodb_peer as mdb
-import peers
 from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from tests.support import magnetodb_peer as mdb
+from tests.support import peers
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
 # a minute on 2 cores, more on a slow network); every wait below has its

@@ -12,7 +12,6 @@ import logging
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
@@ -20,6 +19,7 @@ from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
+from tests.support import peers
 
 BATCH = 32
 

@@ -1,12 +1,12 @@
 """Serve Debian's graphite-web on loopback with a settings module of its own.
 
-Run by tests/graphite_peer.py with Debian's ``/usr/bin/python3 -I`` (the
-interpreter graphite-web is packaged for, isolated from the tests' virtualenv
-and from this folder): ``graphite_web.py WORKDIR PORT``. WORKDIR holds
-``graphite_test_settings.py``; the settings never touch /etc/graphite or
-/var/lib/graphite. The Django database (SQLite, which holds the tag
-index of tagged series) is created in WORKDIR before the port opens, so a
-server that answers is a server that works.
+Run by tests/support/graphite_peer.py with Debian's ``/usr/bin/python3
+-I`` (the interpreter graphite-web is packaged for, isolated from the tests'
+virtualenv and from this folder): ``graphite_web.py WORKDIR PORT``.
+WORKDIR holds ``graphite_test_settings.py``; the settings never touch
+/etc/graphite or /var/lib/graphite. The Django database (SQLite, which
+holds the tag index of tagged series) is created in WORKDIR before the
+port opens, so a server that answers is a server that works.
 """
 
 import os

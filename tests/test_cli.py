@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 

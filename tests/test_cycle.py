@@ -4,9 +4,9 @@
 import logging
 
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 

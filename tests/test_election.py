@@ -15,8 +15,8 @@ import pytest
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import scheduler
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import localusers
 from tests.support import peers
 

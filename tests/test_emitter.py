@@ -11,9 +11,9 @@ import pytest
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 SIZE = metrics.TABLE['size']

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 INTERVAL = 1

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import graphite_peer
 from tests.support import peers
 

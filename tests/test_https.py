@@ -8,8 +8,8 @@ import pytest
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 

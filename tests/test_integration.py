@@ -6,7 +6,7 @@ import pytest
 from paste import deploy
 
 from magnetodb_statsd_middleware import config
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 FIXTURE = dict(projects=40, tables=60, big=(1200,), seed=1)

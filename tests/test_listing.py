@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 PAGE = 10

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import localusers
 from tests.support import peers
 

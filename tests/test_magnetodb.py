@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import magnetodb_peer as mdb
 from tests.support import peers
 
@@ -308,7 +308,7 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # -- Never blind: the projects MagnetoDB can still serve --------------------
 #
 # Each case compares, cycle by cycle, MagnetoDB's access log with the walk a
-# Replica makes: the fixture API (magnetodb_statsd_middleware.fakeapi)
+# Replica makes: the fixture API (magnetodb_statsd_middleware.demo.fakeapi)
 # holding the same rows in MagnetoDB's token order, with the same failures.
 # The replica with nothing failing gives the healthy cycle's requests.
 

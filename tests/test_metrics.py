@@ -5,10 +5,10 @@ import hashlib
 import pytest
 
 from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import selection
 from magnetodb_statsd_middleware import stuck
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 

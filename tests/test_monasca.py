@@ -14,9 +14,9 @@ import pytest
 
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import monasca_peer
 from tests.support import peers
 

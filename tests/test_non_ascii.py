@@ -8,9 +8,9 @@ import sys
 
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 PROJECT = u'проект-é'

@@ -11,9 +11,9 @@ import pytest
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import filter as statsd_filter
 from magnetodb_statsd_middleware import scheduler
+from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 

@@ -541,12 +541,12 @@ paste.app_factory = tests.support.apps:echo_app_factory
 {data_options}
 
 [app:monitoring_app]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:app_factory
 control = true
 {fixture_options}
 
 [app:health_check]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:health_app_factory
 
 [server:main]
 # gunicorn 19 --paste needs it, as in MagnetoDB's api-paste-gunicorn.ini.

@@ -10,7 +10,11 @@ setuptools.setup(
     long_description=io.open('README.rst', encoding='utf-8').read(),
     long_description_content_type='text/x-rst',
     license='Apache-2.0',
-    packages=setuptools.find_packages(exclude=['tests', 'tests.*']),
+    # The filter and its demo only: tests/, benchmarks/ and tools/ are
+    # packages too (run with python -m from a clone), never installed.
+    packages=setuptools.find_packages(exclude=[
+        'tests', 'tests.*', 'benchmarks', 'benchmarks.*', 'tools',
+        'tools.*']),
     # CPython 2.7 (MagnetoDB 2015.1's own interpreter) and 3.10+.
     python_requires='>=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*,!=3.4.*,'
                     '!=3.5.*,!=3.6.*,!=3.7.*,!=3.8.*,!=3.9.*',

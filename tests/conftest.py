@@ -1,10 +1,10 @@
-"""Fixtures around the real peers of tests/peers.py."""
+"""Fixtures around the real peers of tests/support/peers.py."""
 
 import os
 
 import pytest
 
-import peers
+from tests.support import peers
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def statsd_daemon(tmp_path_factory):
 @pytest.fixture(scope='session')
 def graphite(tmp_path_factory):
     """Debian's carbon-cache and graphite-web, shared by the session."""
-    import graphite_peer
+    from tests.support import graphite_peer
     server = graphite_peer.Graphite(str(tmp_path_factory.mktemp('graphite')))
     yield server
     server.stop()

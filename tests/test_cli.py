@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-import peers
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _run(conf_path, *args):

@@ -11,11 +11,11 @@ upper case, non-ASCII) must be its own identifier with its own value.
 
 import pytest
 
-import collectd_peer
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import collectd_peer
+from tests.support import peers
 
 
 @pytest.fixture

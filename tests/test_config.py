@@ -8,10 +8,10 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 from paste.deploy import loadwsgi
 
-import peers
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import filter as statsd_filter
 from magnetodb_statsd_middleware import opts
+from tests.support import peers
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import coordination
+from tests.support import peers
 
 INTERVAL = 1
 LOCK_TIMEOUT = 2

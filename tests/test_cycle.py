@@ -3,11 +3,11 @@
 
 import logging
 
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _gauges(udp):

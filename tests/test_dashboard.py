@@ -3,9 +3,10 @@
 Every query of etc/grafana/magnetodb-statsd.json is evaluated the way
 Grafana evaluates it (template variables substituted by Grafana's rules,
 then a POST to graphite-web's ``/render`` with ``format=json``) against
-the real Graphite of tests/graphite_peer.py, after collector cycles sent
-known data through the Etsy statsd daemon's graphite backend; each panel's
-series and values are compared with what that data must show. The
+the real Graphite of tests/support/graphite_peer.py, after collector
+cycles sent known data through the Etsy statsd daemon's graphite backend;
+each panel's series and values are compared with what that data must
+show. The
 README's queries must be the dashboard's, and are checked the same way.
 """
 
@@ -15,14 +16,14 @@ import time
 
 import pytest
 
-import grafana
-import graphite_peer
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import stuck
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import grafana
+from tests.support import graphite_peer
+from tests.support import peers
 
 # The dashboard's and the README's default prefix, so that the README's
 # queries run verbatim; no other test sends under it.

@@ -16,9 +16,9 @@ import re
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import metrics
+from tests.support import peers
 
 HOSTILE = [
     u'new\nline', u'cr\rreturn', u'a,b', u'a=b', u'a:b', u'a|b', u'a#b',

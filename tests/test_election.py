@@ -12,13 +12,13 @@ import tempfile
 
 import pytest
 
-import localusers
-import peers
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import scheduler
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import localusers
+from tests.support import peers
 
 URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 

@@ -8,13 +8,13 @@ import socket
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 SIZE = metrics.TABLE['size']
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-import peers
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 INTERVAL = 1
 

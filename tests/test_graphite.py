@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-import graphite_peer
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import graphite_peer
+from tests.support import peers
 
 FIXTURE = dict(projects=4, tables=6, big=(25,), seed=3)
 FIXTURE_OPTIONS = 'projects = 4\ntables = 6\nbig = 25\nseed = 3'

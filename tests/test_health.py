@@ -5,12 +5,12 @@ import socket
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import health
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _gauges(url, host_name='api-1'):

@@ -5,9 +5,9 @@ import time
 import pytest
 from paste import deploy
 
-import peers
 from magnetodb_statsd_middleware import config
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 FIXTURE = dict(projects=40, tables=60, big=(1200,), seed=1)
 FIXTURE_OPTIONS = 'projects = 40\ntables = 60\nbig = 1200\nseed = 1'

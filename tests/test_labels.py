@@ -10,10 +10,10 @@ inject a line, nor make a bad line, nor merge two series.
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 HOSTILE_TABLES = [
     u'new\nline', u'a,b', u'a=b', u'a:b', u'a|b', u'a#b', u'a;b', u'a[b]',

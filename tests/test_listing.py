@@ -11,10 +11,10 @@ import random
 
 import pytest
 
-import peers
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 PAGE = 10
 PAGED_ROWS = 20

@@ -24,10 +24,10 @@ import time
 
 import pytest
 
-import localusers
-import peers
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import localusers
+from tests.support import peers
 
 WHY_NOT = localusers.missing_tools()
 pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))

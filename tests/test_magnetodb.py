@@ -4,8 +4,8 @@ MagnetoDB's own servers (``bin/magnetodb-api-server`` and
 ``bin/magnetodb-api-server-gunicorn``) serve its own etc/ files from the
 environment that ``tools/build-magnetodb-env.sh`` builds; only Cassandra
 and its Jolokia agents are in-memory fakes (tests/magnetodb/). See
-tests/magnetodb_peer.py. The expected gauges are computed from the data
-here, never by the package.
+tests/support/magnetodb_peer.py. The expected gauges are computed from the
+data here, never by the package.
 """
 
 import collections
@@ -18,11 +18,11 @@ import time
 
 import pytest
 
-import magnetodb_peer as mdb
-import peers
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import magnetodb_peer as mdb
+from tests.support import peers
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
 # a minute on 2 cores, more on a slow network); every wait below has its
@@ -308,7 +308,7 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # -- Never blind: the projects MagnetoDB can still serve --------------------
 #
 # Each case compares, cycle by cycle, MagnetoDB's access log with the walk a
-# Replica makes: the fixture API (magnetodb_statsd_middleware.fakeapi)
+# Replica makes: the fixture API (magnetodb_statsd_middleware.demo.fakeapi)
 # holding the same rows in MagnetoDB's token order, with the same failures.
 # The replica with nothing failing gives the healthy cycle's requests.
 

@@ -17,10 +17,10 @@ import re
 import pytest
 import yaml
 
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 MAPPING = os.path.join(peers.ROOT, 'etc', 'statsd_exporter', 'mapping.yml')
 TYPES = {'g': 'gauge', 'c': 'counter', 'ms': 'timer'}

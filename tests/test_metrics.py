@@ -4,12 +4,12 @@ import hashlib
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import selection
 from magnetodb_statsd_middleware import stuck
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _hashed(raw, safe):

@@ -12,13 +12,13 @@ line rejected or lost.
 
 import pytest
 
-import monasca_peer
-import peers
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import monasca_peer
+from tests.support import peers
 
 USER = (('region', 'r1'),)
 

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-import peers
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _walk(server, **settings):

@@ -6,12 +6,12 @@ import hashlib
 import logging
 import sys
 
-import peers
 from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 PROJECT = u'проект-é'
 TABLES = [u'таблица.1', u'café', u'表', u'plain_table']

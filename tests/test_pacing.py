@@ -12,14 +12,14 @@ import logging
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 BATCH = 32
 

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import filter as statsd_filter
 from magnetodb_statsd_middleware import scheduler
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 class SlowAPI(fakeapi.FakeMonitoringAPI):
@@ -299,8 +299,7 @@ CTRL_C_DURING_A_CYCLE = r'''
 import logging, os, signal, sys
 import eventlet
 eventlet.monkey_patch()
-sys.path[:0] = sys.argv[1:3]
-import peers
+from tests.support import peers
 from magnetodb_statsd_middleware import cycle, scheduler
 logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                     format='%(levelname)s %(message)s')
@@ -324,9 +323,8 @@ except KeyboardInterrupt:
 
 
 def test_a_ctrl_c_that_lands_in_the_collector_reaches_the_server():
-    here = os.path.dirname(os.path.abspath(__file__))
-    done = peers.run([sys.executable, '-c', CTRL_C_DURING_A_CYCLE, here,
-                      os.path.dirname(here)], timeout=60)
+    done = peers.run([sys.executable, '-c', CTRL_C_DURING_A_CYCLE],
+                     timeout=60, env=dict(os.environ, PYTHONPATH=peers.ROOT))
     assert 'the server got its Ctrl-C' in done.stdout, done
     assert 'The StatsD collector loop stops: KeyboardInterrupt' in done.stdout
     assert 'ERROR' not in done.stdout

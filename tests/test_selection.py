@@ -11,12 +11,12 @@ import random
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 
 def _run(selector, sizes, complete=True):

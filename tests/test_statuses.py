@@ -6,11 +6,11 @@ The collector's clock is moved by the test, not waited for."""
 
 import pytest
 
-import peers
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import fakeapi
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import stuck
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
 
 STUCK_AFTER = 60
 

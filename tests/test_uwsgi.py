@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import peers
+from tests.support import peers
 
 INTERVAL = 1
 STARTS = 10

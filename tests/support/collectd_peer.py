@@ -13,7 +13,7 @@ import re
 import socket
 import subprocess
 
-import peers
+from tests.support import peers
 
 COLLECTD = '/usr/sbin/collectd'
 

@@ -1,6 +1,7 @@
 """Serve a paste ini like ``magnetodb-api-server`` does.
 
-``python apiserver.py INI PORT``: eventlet monkey-patches everything first,
+``python -m tests.support.apiserver INI PORT`` (the repository root on
+``PYTHONPATH``): eventlet monkey-patches everything first,
 then the paste app is loaded and served by eventlet.wsgi.
 """
 
@@ -11,9 +12,10 @@ import eventlet
 
 eventlet.patcher.monkey_patch(all=True)
 
-import apps  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 from paste import deploy  # noqa: E402
+
+from tests.support import apps  # noqa: E402
 
 
 def main(ini, port):

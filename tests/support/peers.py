@@ -21,7 +21,9 @@ from six.moves.urllib import request as urllib_request
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The repository root: tests/support/ is two levels down.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 # Built once per machine, outside the clone (tools/install-peers.sh).
 CACHE = os.environ.get('MAGNETODB_STATSD_CACHE', os.path.join(
     os.path.expanduser('~'), '.cache', 'magnetodb-statsd-middleware'))
@@ -535,16 +537,16 @@ paste.filter_factory = magnetodb_statsd_middleware:filter_factory
 {filter_options}
 
 [app:data_app]
-paste.app_factory = apps:echo_app_factory
+paste.app_factory = tests.support.apps:echo_app_factory
 {data_options}
 
 [app:monitoring_app]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:app_factory
 control = true
 {fixture_options}
 
 [app:health_check]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:health_app_factory
 
 [server:main]
 # gunicorn 19 --paste needs it, as in MagnetoDB's api-paste-gunicorn.ini.
@@ -594,7 +596,7 @@ def uwsgi_command(server):
 
 # gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and
 # knows its gthread worker by class path only.
-GUNICORN = ('import apps; apps.configure_logging(); '
+GUNICORN = ('from tests.support import apps; apps.configure_logging(); '
             'from gunicorn.app.wsgiapp import run; run()')
 WORKER_CLASSES = {'sync': 'gunicorn.workers.sync.SyncWorker',
                   'gthread': 'gunicorn.workers.gthread.ThreadWorker',
@@ -631,12 +633,12 @@ class APIServer(object):
         with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:
             f.write(conf.replace('$api', self.monitoring_url).replace(
                 '$health', self.url + '/healthcheck?fullcheck=true'))
-        here = os.path.dirname(os.path.abspath(__file__))
-        # The package of this clone, whatever else is installed.
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, ROOT]),
-                   PYTHONUNBUFFERED='1', **(env or {}))
+        # The package of this clone, whatever else is installed, and
+        # tests.support for the paste factories.
+        env = dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1',
+                   **(env or {}))
         if server == 'eventlet':
-            command = [sys.executable, os.path.join(here, 'apiserver.py'),
+            command = [sys.executable, '-m', 'tests.support.apiserver',
                        ini, str(self.port)]
         elif server.startswith('uwsgi'):
             command = uwsgi_command(server) + [

@@ -14,7 +14,7 @@ import pwd
 import sys
 import traceback
 
-import peers
+from tests.support import peers
 
 User = collections.namedtuple('User', 'name uid gid')
 

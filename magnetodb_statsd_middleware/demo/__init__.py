@@ -1,5 +1,11 @@
 """See metrics flow in seconds, without a MagnetoDB: ``magnetodb-statsd-demo``.
 
+This package is the demo and nothing else: :func:`main` here, and in
+:mod:`.fakeapi` the MagnetoDB-compatible monitoring API it serves in place
+of MagnetoDB's (the tests and benchmarks serve it too). The filter never
+imports it. ``python3 -m magnetodb_statsd_middleware.demo`` runs
+:func:`main`, as the console script does.
+
 It writes an ``api-paste.ini`` shaped like MagnetoDB's (urlmap composite,
 ``oslo_config_args``) whose monitoring pipeline holds the statsd filter in
 front of a MagnetoDB-compatible monitoring API with synthetic, growing
@@ -37,13 +43,13 @@ pipeline = statsd monitoring_app
 paste.filter_factory = magnetodb_statsd_middleware:filter_factory
 
 [app:monitoring_app]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:app_factory
 projects = {projects}
 tables = {tables}
 growth = 0.01
 
 [app:health_check]
-paste.app_factory = magnetodb_statsd_middleware.fakeapi:health_app_factory
+paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:health_app_factory
 """
 
 CONF = """\
@@ -126,7 +132,3 @@ def main(argv=None):
         pass
     compat.write_line(sys.stdout, 'Demo stopped.')
     return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -13,7 +13,7 @@ each name and dimensions), and the lines the agent rejected or lost.
 A line that raises in the agent loses the rest of its datagram (the agent
 logs "Error receiving datagram"): the server counts the lines after it as
 lost. This file runs on the agent's Python 3 only; the tests talk to it
-through tests/monasca_peer.py.
+through tests/support/monasca_peer.py.
 """
 
 import json

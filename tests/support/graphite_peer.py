@@ -22,8 +22,8 @@ from six.moves.urllib import error as urllib_error
 from six.moves.urllib import parse as urllib_parse
 from six.moves.urllib import request as urllib_request
 
-import peers
 from magnetodb_statsd_middleware import compat
+from tests.support import peers
 
 CARBON_CACHE = '/usr/bin/carbon-cache'
 SYSTEM_PYTHON = '/usr/bin/python3'

@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 
-import peers
+from tests.support import peers
 
 VENV = os.path.join(peers.CACHE, 'monasca-agent')
 PYTHON = os.path.join(VENV, 'bin', 'python')

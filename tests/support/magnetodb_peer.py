@@ -28,9 +28,9 @@ import time
 import urllib.error
 import urllib.request
 
-import peers
+from tests.support import peers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = peers.ROOT
 BUILD_SCRIPT = os.path.join(ROOT, 'tools', 'build-magnetodb-env.sh')
 FAKES = os.path.join(ROOT, 'tests', 'magnetodb')
 # The jolokia_endpoint_list of MagnetoDB's etc/magnetodb-api.conf, and the

@@ -1,12 +1,12 @@
 """What Grafana does with etc/grafana/magnetodb-statsd.json before a query
 reaches Graphite: its panels, its template variables, and how their values
-are put into a query (the tests and tools/draw-dashboard-pictures.py)."""
+are put into a query (the tests and tools/draw_dashboard_pictures.py)."""
 
 import json
 import os
 import re
 
-import peers
+from tests.support import peers
 
 DASHBOARD = os.path.join(peers.ROOT, 'etc', 'grafana',
                          'magnetodb-statsd.json')

@@ -1,15 +1,16 @@
 """Draw the dashboard's main panels as PNGs from a demo run.
 
-``python3 -m tox -e pictures`` runs it (``python tools/draw-dashboard-
-pictures.py [DIR]`` in an environment with the package and its test
-extras; DIR: doc/source/images). A demo cloud is collected every 2 s for
-2.5 minutes by the collector's own cycle and sent through the Etsy statsd
-daemon's graphite backend to Debian's carbon-cache, as in the tests
-(tests/graphite_peer.py): projects whose tables grow at different rates, a
-table that is compacted, a host whose storage fails for a while, and a
-monitoring API that fails for a while. graphite-web's render API then
-draws each main panel of etc/grafana/magnetodb-statsd.json, its query as
-Grafana sends it, into DIR/dashboard-*.png.
+``python3 -m tox -e pictures`` runs it (``python -m
+tools.draw_dashboard_pictures [DIR]`` from the repository root, in an
+environment with the package and its test extras; DIR defaults to
+doc/source/images). A demo cloud is collected every 2 s for 2.5 minutes
+by the collector's own cycle and sent through the Etsy statsd daemon's
+graphite backend to Debian's carbon-cache, as in the tests
+(tests/support/graphite_peer.py): projects whose tables grow at
+different rates, a table that is compacted, a host whose storage fails
+for a while, and a monitoring API that fails for a while. graphite-web's
+render API then draws each main panel of etc/grafana/magnetodb-statsd.json,
+its query as Grafana sends it, into DIR/dashboard-*.png.
 """
 
 from __future__ import print_function
@@ -20,15 +21,14 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
+from magnetodb_statsd_middleware import cycle
+from magnetodb_statsd_middleware import outages
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import grafana
+from tests.support import graphite_peer
+from tests.support import peers
 
-import grafana  # noqa: E402
-import graphite_peer  # noqa: E402
-import peers  # noqa: E402
-from magnetodb_statsd_middleware import cycle  # noqa: E402
-from magnetodb_statsd_middleware import fakeapi  # noqa: E402
-from magnetodb_statsd_middleware import outages  # noqa: E402
+ROOT = peers.ROOT
 
 DURATION = 150
 INTERVAL = 2

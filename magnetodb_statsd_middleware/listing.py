@@ -1,7 +1,7 @@
 """Walking MagnetoDB's all-projects listing: every table exactly once,
 every project MagnetoDB can still serve, and always an end.
 
-How MagnetoDB's server pages (the README's "How the listing is read"):
+How MagnetoDB's server pages (doc/source/contributor/listing.rst):
 
 * ``last_evaluated_project=P`` returns *all* of P, then the projects after
   it: so a full page's last project is never trusted as complete; it is

@@ -85,11 +85,11 @@ CUT_LAST = ('status', 'subsystem')
 def fit_parts(raw_parts, safe_parts, room, keys):
     """Safe name parts cut until their lengths add up to at most ``room``.
 
-    The last part is cut first (a table before its project, see "Name
-    length" in the README), the parts of :data:`CUT_LAST` keys after all
-    the others, each down to :data:`MIN_CUT_PART` at most; parts that fit
-    are not touched. :func:`check_name_room` makes sure, at configuration
-    time, that every name can fit. ``keys`` are the parts' label keys.
+    The last part is cut first (a table before its project, see "Name length"
+    in doc/source/metrics.rst), the parts of :data:`CUT_LAST` keys after all
+    the others, each down to :data:`MIN_CUT_PART` at most; parts that fit are
+    not touched. :func:`check_name_room` makes sure, at configuration time,
+    that every name can fit. ``keys`` are the parts' label keys.
     """
     parts = list(safe_parts)
     excess = sum(map(len, parts)) - room

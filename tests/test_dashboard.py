@@ -1,4 +1,4 @@
-"""The Grafana dashboard and the README's Graphite queries, panel by panel.
+"""The Grafana dashboard and the Graphite page's queries, panel by panel.
 
 Every query of etc/grafana/magnetodb-statsd.json is evaluated the way
 Grafana evaluates it (template variables substituted by Grafana's rules,
@@ -6,8 +6,8 @@ then a POST to graphite-web's ``/render`` with ``format=json``) against
 the real Graphite of tests/support/graphite_peer.py, after collector
 cycles sent known data through the Etsy statsd daemon's graphite backend;
 each panel's series and values are compared with what that data must
-show. The
-README's queries must be the dashboard's, and are checked the same way.
+show. The Graphite page's queries (doc/source/receivers/graphite.rst)
+must be the dashboard's, and are checked the same way.
 """
 
 import collections
@@ -25,7 +25,7 @@ from tests.support import grafana
 from tests.support import graphite_peer
 from tests.support import peers
 
-# The dashboard's and the README's default prefix, so that the README's
+# The dashboard's and the Graphite page's default prefix, so that its
 # queries run verbatim; no other test sends under it.
 PREFIX = 'magnetodb'
 HEALTHY, SICK = 'api-1', 'api-2'
@@ -430,7 +430,7 @@ def test_panel(title, demo, graphite):
 def test_the_readme_queries_are_the_dashboards(demo, graphite):
     """Every query of the dashboard, none other, with the default prefix
     and every project; Grafana's ``${__to:date:seconds}`` stays in them
-    (the README says what it is)."""
+    (the Graphite page says what it is)."""
     dashboard = grafana.load()
     every = {'prefix': PREFIX, 'project': 'All'}
     by_query = dict(

@@ -137,7 +137,7 @@ def _series(prefix, name, **labels):
 
 def labeled_series(prefix, dataset):
     """``{tagged series name: value}`` of the tables, projects, totals and
-    health of ``dataset``, computed from the dataset and the README's
+    health of ``dataset``, computed from the dataset and the documented
     "Labeled metrics"."""
     expected = {}
     totals = dict(size=0, item_count=0, tables=0, projects=len(dataset))
@@ -184,8 +184,9 @@ def _project_sizes(dataset):
                 for p, rows in dataset.items())
 
 
-# The README's tagged queries (with the default prefix) and what each must
-# return for the dataset: {series name: last value}, or a ranked list.
+# The Graphite page's tagged queries (with the default prefix) and what
+# each must return for the dataset: {series name: last value}, or a
+# ranked list.
 TAGGED_QUERIES = {
     "aliasByTags(highestCurrent(seriesByTag("
     "'name=stats.gauges.magnetodb.table.size'), 10), 'project', 'table')":

@@ -166,7 +166,7 @@ def test_no_name_is_longer_and_every_name_is_its_own(max_length):
     for name, (_, quantity, labels, _) in zip(names, spelled):
         uncut = 'magnetodb.' + quantity.dotted % tuple(
             metrics.safe_part(raw) for raw in labels)
-        # The rule of the README, written again; a name that fits is the
+        # The documented rule, written again; a name that fits is the
         # name it would be without a limit.
         assert name == peers.expected_dotted_name(
             'magnetodb', quantity.dotted, labels, max_length,

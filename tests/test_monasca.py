@@ -41,7 +41,7 @@ def _dimensions(graphite_key, hostname):
 
 def expected_monasca(dataset, prefix, hostname, lower=False):
     """``{(name, dimensions): value}`` that Monasca must get for
-    ``dataset`` in ``monasca`` mode: the README's labels, case kept
+    ``dataset`` in ``monasca`` mode: the documented labels, case kept
     (``lower``: as the dogstatsd dialect makes them)."""
     return dict((_dimensions(key, hostname), value) for key, value in
                 peers.expected_labeled(dataset, prefix, lower, USER).items())

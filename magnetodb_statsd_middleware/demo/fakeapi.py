@@ -2,7 +2,7 @@
 
 The demo, the tests and the benchmarks serve it where the real
 ``monitoring_app`` would stand in ``api-paste.ini``. It pages as
-MagnetoDB 2015.1 does (the README's "How the listing is read"): rows ordered
+MagnetoDB 2015.1 does (doc/source/contributor/listing.rst): rows ordered
 by the token of the project id (not alphabetically), the ``usage_detailes``
 spelling, overlapping pages, ``last_evaluated_table`` dropping the rest of a
 project, HTTP 500 for ``limit`` sent with ``last_evaluated_project``.

@@ -12,7 +12,7 @@ written here.
 
 What the gauges must be is computed here from the data, independently of
 the package: MagnetoDB's own arithmetic (sum over the nodes, divided by the
-replication factor, rounded as Python 2 rounds) and the README's names.
+replication factor, rounded as Python 2 rounds) and the documented names.
 """
 
 import collections
@@ -170,9 +170,9 @@ def magnetodb_value(per_node):
 
 
 def safe_name(name):
-    """The README's rule: characters outside ``A-Z a-z 0-9 _ -`` become ``_``;
-    where that changed the name, ``_`` and 8 hex digits of the SHA-1 of
-    the raw UTF-8 name follow."""
+    """The documented rule: characters outside ``A-Z a-z 0-9 _ -``
+    become ``_``; where that changed the name, ``_`` and 8 hex digits of
+    the SHA-1 of the raw UTF-8 name follow."""
     safe = re.sub(r'[^A-Za-z0-9_-]', '_', name)
     if safe != name:
         safe += '_' + hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]

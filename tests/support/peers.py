@@ -360,7 +360,7 @@ def make_settings(**overrides):
     return config.Settings(**values)
 
 
-# MagnetoDB 2015.1's statuses, each sent every cycle (the README).
+# MagnetoDB 2015.1's statuses, each sent every cycle (doc/source/metrics.rst).
 STATUSES = ('active', 'creating', 'deleting', 'create_failed',
             'delete_failed')
 
@@ -431,8 +431,8 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
 
 
 def expected_label(raw, lower):
-    """The README's "Labeled metrics": a label value made safe (written
-    again here, independently of the package)."""
+    """doc/source/metrics.rst, "Labeled metrics": a label value made
+    safe (written again here, independently of the package)."""
     safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
     if lower:
         safe = safe.lower()
@@ -442,7 +442,8 @@ def expected_label(raw, lower):
 
 
 def expected_name_part(raw):
-    """The README's "Making a name safe", written again for the tests."""
+    """doc/source/metrics.rst, "Making a name safe", written again for
+    the tests."""
     safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
     if safe == raw:
         return raw
@@ -451,13 +452,12 @@ def expected_name_part(raw):
 
 def expected_dotted_name(prefix, dotted, raw_parts, max_length=255,
                          keys=()):
-    """The README's "Name length", written again for the tests: the name
-    ``<prefix>.<dotted>`` with each ``%s`` a safe raw part; while it is
-    longer than ``max_length``, the last part longer than 10 characters
-    (then the one before; a part whose label key in ``keys`` is a status
-    or a subsystem only after all the others) is cut to what fits, at
-    least 1 character, and gets ``_`` and 8 hex digits of its raw value's
-    SHA-1."""
+    """doc/source/metrics.rst, "Name length", written again for the tests: the
+    name ``<prefix>.<dotted>`` with each ``%s`` a safe raw part; while it is
+    longer than ``max_length``, the last part longer than 10 characters (then
+    the one before; a part whose label key in ``keys`` is a status or a
+    subsystem only after all the others) is cut to what fits, at least 1
+    character, and gets ``_`` and 8 hex digits of its raw value's SHA-1."""
     parts = [expected_name_part(raw) for raw in raw_parts]
     words = [i for i, key in enumerate(keys) if key in ('status',
                                                          'subsystem')]

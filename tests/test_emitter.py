@@ -148,12 +148,7 @@ def test_an_unresolvable_host_is_an_emit_error():
 
 
 def test_ipv6(udp):
-    receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        receiver.bind(('::1', 0))
-    except compat.OS_ERRORS:
-        pytest.skip('no IPv6 loopback here')
-    receiver.settimeout(5)
+    receiver = peers.ipv6_receiver()
     with emitter.Emitter(peers.make_settings(
             statsd_host='::1', statsd_port=receiver.getsockname()[1])) as s:
         s.send([(SIZE, ('p', 'v6'), 6)])

@@ -12,8 +12,8 @@ import socket
 import pytest
 
 import magnetodb_statsd_middleware
-from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import statsdclient
+from tests.support import peers
 
 
 @pytest.fixture
@@ -38,12 +38,7 @@ def test_datagrams_arrive_whole_and_in_order(receiver):
 
 
 def test_ipv6():
-    receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        receiver.bind(('::1', 0))
-    except compat.OS_ERRORS:
-        pytest.skip('no IPv6 loopback here')
-    receiver.settimeout(5)
+    receiver = peers.ipv6_receiver()
     client = statsdclient.DatagramClient('::1', receiver.getsockname()[1],
                                          ipv6=True)
     client.send(u'v6:6|g')

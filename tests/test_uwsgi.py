@@ -9,7 +9,6 @@ ERROR that names the setting.
 
 import os
 import re
-import signal
 import sys
 import time
 
@@ -99,14 +98,10 @@ def test_sigkill_of_the_collecting_worker_hands_over_within_an_interval(
     peers.wait_for(lambda: peers.polls(request_log), message='a poll')
     holder = peers.lock_holder(lock_path)
     assert holder not in (0, api.process.pid)
-    os.kill(holder, signal.SIGKILL)
-    killed = time.time()
-    takeover = peers.takeover_time(request_log, killed, holder)
-    failover = takeover - killed
+    failover, new_pids = peers.sigkill_takeover(request_log, holder)
     # The other workers retry the lock once per interval (uWSGI also
     # forks a new worker, which may win it).
     assert failover <= INTERVAL + peers.SCHEDULING_SLACK, failover
-    new_pids = {pid for _, pid in peers.polls(request_log, takeover)}
     assert holder not in new_pids and len(new_pids) == 1
     assert api.process.pid not in new_pids
     _stop(api, 4 if lazy_apps else 1)  # uWSGI's new worker loads it too

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -715,6 +716,28 @@ def takeover_time(request_log, since, old_pid):
         lambda: [t for t, pid in polls(request_log, since) if pid != old_pid],
         timeout=30, message='another process to poll')
     return polled[0]
+
+
+def sigkill_takeover(request_log, holder):
+    """SIGKILL ``holder``, the process that polls: ``(seconds until
+    another process polled, the pids that polled since)``."""
+    os.kill(holder, signal.SIGKILL)
+    killed = time.time()
+    takeover = takeover_time(request_log, killed, holder)
+    return takeover - killed, {pid for _, pid in polls(request_log, takeover)}
+
+
+def ipv6_receiver():
+    """A UDP socket on the IPv6 loopback, or the test is skipped."""
+    import pytest
+    receiver = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(('::1', 0))
+    except compat.OS_ERRORS:
+        receiver.close()
+        pytest.skip('no IPv6 loopback here')
+    receiver.settimeout(5)
+    return receiver
 
 
 def lock_holder(lock_path):

@@ -3,7 +3,7 @@
 Every host's collector reads the same cluster-wide listing, and every
 listing makes MagnetoDB read statistics of every table from Cassandra: N
 hosts would multiply that load by N. With ``coordination_url`` set, only
-the process holding the cluster lock reads and sends table metrics; tooz's
+the process holding the cluster lock reads and sends table metrics; a
 heartbeat keeps the lock alive, and a holder that dies loses it when the
 backend's lock timeout expires (``?timeout=N`` in a redis URL).
 

@@ -102,6 +102,74 @@ def test_installing_the_filter_changes_no_magnetodb_library(magnetodb_env):
     assert added - ours == {'statsd==3.3.0'}
 
 
+def test_the_coordination_extra_changes_no_magnetodb_library(magnetodb_env):
+    """``pip install 'magnetodb-statsd-middleware[coordination]'`` into
+    MagnetoDB's env only adds packages: tooz, its redis client and what
+    they need; every MagnetoDB pin stays."""
+    before = magnetodb_env.freeze('magnetodb')
+    after = magnetodb_env.freeze('with-coordination')
+    assert before - after == set()
+    added = {re.split(r'[ =@]', line, 1)[0].lower()
+             for line in after - before}
+    assert added == {'magnetodb-statsd-middleware', 'statsd', 'tooz',
+                     'redis', 'kazoo', 'pymemcache', 'zake', 'retrying'}, \
+        sorted(after - before)
+    print('added to MagnetoDB 2015.1: %s' % ', '.join(sorted(
+        line for line in after - before if 'statsd-middleware' not in line)))
+
+
+CLUSTER_INTERVAL = 1
+CLUSTER_LOCK_TIMEOUT = 2
+
+
+def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
+        magnetodb, statsd_daemon, prefix, tmp_path):
+    """Two MagnetoDB servers as two hosts (each its own port and host
+    lock), one redis: MagnetoDB serves with coordination_url set, one
+    server emits, and a SIGKILL of it hands the table metrics to the
+    other within the lock timeout plus one interval."""
+    redis = peers.RedisServer(str(tmp_path))
+    try:
+        url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
+                                                   CLUSTER_LOCK_TIMEOUT)
+        tables = HEALTHY[:50]
+        servers = []
+        for host in ('mdb-a', 'mdb-b'):
+            port = peers.free_port()
+            options = _statsd_options(statsd_daemon, prefix, port, host)
+            options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
+            servers.append(magnetodb(tables, port=port, statsd=options))
+        for server in servers:  # MagnetoDB's own API serves
+            assert server.get_json('/v1/monitoring/projects/'
+                                   + tables[0].tenant)
+        emitting = peers.wait_for(
+            lambda: [s for s in servers if s.polls()], timeout=60,
+            message='one server to poll')
+        (leader,) = emitting
+        (standby,) = [s for s in servers if s is not leader]
+        assert {pid for pid, _ in leader.polls()} == {leader.process.pid}
+        expected = mdb.expected_gauges(tables, prefix)
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        assert not standby.polls()
+
+        leader.process.kill()  # SIGKILL
+        killed = time.time()
+        peers.wait_for(standby.polls, timeout=30,
+                       message='the standby to poll')
+        takeover = time.time() - killed
+        print('takeover after SIGKILL inside MagnetoDB: %.2fs' % takeover)
+        assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
+                            + peers.SCHEDULING_SLACK), takeover
+        _clear_gauges(statsd_daemon, prefix)
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        assert {pid for pid, _ in standby.polls()} == {standby.process.pid}
+        for server in servers:
+            assert 'Traceback' not in server.log
+            assert 'coordination backend failed' not in server.log
+    finally:
+        redis.stop()
+
+
 def _statsd_options(daemon, prefix, port, host):
     url = 'http://127.0.0.1:%d' % port
     return dict(enabled='true', statsd_port=daemon.port,

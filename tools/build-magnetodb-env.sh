@@ -41,8 +41,17 @@ build_magnetodb_env() {
 }
 
 install_project() {
-    step "$log" "removing the previous magnetodb-statsd-middleware" \
-        "$env/bin/python" -m pip uninstall -y magnetodb-statsd-middleware
+    # Back to MagnetoDB's own packages: the project and what its extra
+    # added last time, so that each freeze below shows one install.
+    local added
+    added=$("$env/bin/python" -m pip freeze 2>/dev/null |
+        sed 's/[ =@].*//' | tr 'A-Z_' 'a-z-' | sort |
+        comm -23 - <(sed 's/[ =@].*//' "$env/freeze-magnetodb.txt" |
+                     tr 'A-Z_' 'a-z-' | sort))
+    if [ -n "$added" ]; then
+        step "$log" "removing what MagnetoDB did not install" \
+            "$env/bin/python" -m pip uninstall -y $added
+    fi
     step "$log" "installing $root into the MagnetoDB env" \
         "$env/bin/python" -m pip install "$root"
     "$env/bin/python" -m pip freeze >"$env/freeze-with-filter.txt" 2>/dev/null

@@ -17,6 +17,7 @@ import re
 import time
 
 import pytest
+import redis as redis_client
 
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
@@ -158,6 +159,17 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         expected = mdb.expected_gauges(tables, prefix)
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
         assert not _listing_pollers(standby)
+        # The lock's expiry in redis stays within its timeout while held.
+        client = redis_client.StrictRedis(port=redis.port)
+        (key,) = client.keys('*magnetodb*lock*')
+        ttls = []
+        sampled = time.time()
+        while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
+            ttls.append(client.pttl(key) / 1000.0)
+            time.sleep(0.1)
+        print('lock TTL inside MagnetoDB: %.2f-%.2fs (timeout %ds)'
+              % (min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
+        assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
 
         leader.process.kill()  # SIGKILL
         killed = time.time()

@@ -36,16 +36,19 @@ setuptools.setup(
             'PasteDeploy>=1.5.2',
         ],
         # One emitter per cluster (coordination_url); add the backend's
-        # client library, e.g. redis for redis://. tooz 1.x is the line
-        # that still runs on 2.7.
+        # client library, e.g. redis for redis://. On 2.7, tooz's Kilo
+        # line with the redis client of its time: it fits MagnetoDB
+        # 2015.1's pins (tooz 0.16+ and 1.x upgrade its oslo.utils and
+        # stevedore, and MagnetoDB no longer starts).
         'coordination': [
-            'tooz>=1.34,<2; python_version < "3"',
+            'tooz>=0.13.3,<0.16; python_version < "3"',
+            'redis>=2.10,<3; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
         ],
         'test': [
-            'redis>=3,<4; python_version < "3"',
+            'redis>=2.10,<3; python_version < "3"',
             'redis>=4; python_version >= "3"',
-            'tooz>=1.34,<2; python_version < "3"',
+            'tooz>=0.13.3,<0.16; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
             'gunicorn>=19.3',
             # uWSGI from PyPI: 2.0.19.1 is the last for 2.7 (no Python

@@ -3,7 +3,7 @@
 Every host's collector reads the same cluster-wide listing, and every
 listing makes MagnetoDB read statistics of every table from Cassandra: N
 hosts would multiply that load by N. With ``coordination_url`` set, only
-the process holding the cluster lock reads and sends table metrics; tooz's
+the process holding the cluster lock reads and sends table metrics; a
 heartbeat keeps the lock alive, and a holder that dies loses it when the
 backend's lock timeout expires (``?timeout=N`` in a redis URL).
 
@@ -19,6 +19,8 @@ tooz is an optional extra: ``pip install
 import functools
 import os
 import socket
+import threading
+import time
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
@@ -99,14 +101,8 @@ class ClusterLock(object):
             if self._coordinator is None:
                 coordinator = self._tooz.get_coordinator(self._url,
                                                          self._member)
-                coordinator.start(start_heart=False)
-                if coordinator.requires_beating:
-                    # Our kind of thread: a Ctrl-C landing in it still
-                    # reaches the server.
-                    coordinator.heart.start(thread_cls=functools.partial(
-                        runtime.new_thread, name='magnetodb-statsd-heart'))
                 self._coordinator = coordinator
-                self._lock = coordinator.get_lock(self._name)
+                self._lock = _started_lock(coordinator, self._name)
             if self.holding and self._lock.is_still_owner():
                 return True
             self.holding = bool(self._lock.acquire(blocking=False))
@@ -131,10 +127,118 @@ class ClusterLock(object):
 
     def _drop(self):
         coordinator, self._coordinator = self._coordinator, None
-        self._lock = None
+        lock, self._lock = self._lock, None
+        if isinstance(lock, KiloRedisLock):
+            lock.stop_beating()
         self.holding = False
         if coordinator is not None:
             try:
                 coordinator.stop()
             except Exception:  # stopping a broken coordinator may fail
                 pass
+
+
+def _started_lock(coordinator, name):
+    """Start ``coordinator`` and return its lock ``name``, kept alive.
+
+    tooz 1.x and later beat in a heart thread of their own. On CPython 2.7
+    the tooz that fits MagnetoDB 2015.1's pins is the Kilo line (0.13-0.15,
+    no ``requires_beating``), whose redis lock needs :class:`KiloRedisLock`.
+    """
+    if not hasattr(coordinator, 'requires_beating'):
+        coordinator.start()
+        return KiloRedisLock(coordinator.get_lock(name))
+    coordinator.start(start_heart=False)
+    if coordinator.requires_beating:
+        # Our kind of thread: a Ctrl-C landing in it still reaches the
+        # server.
+        coordinator.heart.start(thread_cls=functools.partial(
+            runtime.new_thread, name='magnetodb-statsd-heart'))
+    return coordinator.get_lock(name)
+
+
+class KiloRedisLock(object):
+    """The redis lock of tooz's Kilo line, made to keep its timeout.
+
+    That tooz wraps a redis-py ``Lock`` whose token lives in a
+    thread-local (our calls run in a new thread each cycle, so a lock
+    taken in one could be neither checked nor released in the next), and
+    its heartbeat *adds* the lock timeout to the remaining expiry each
+    beat (``Lock.extend``), so a dead holder's lock would outlive it by
+    as long as it had held it. Here the token is kept by us, and the
+    heart resets the expiry to the lock timeout, only while the key still
+    holds our token (WATCH/MULTI): a dead holder's lock expires within
+    the timeout.
+    """
+
+    def __init__(self, tooz_lock):
+        self._tooz_lock = tooz_lock
+        self._redis_lock = getattr(tooz_lock, '_lock', None)  # redis-py's
+        if not hasattr(self._redis_lock, 'local'):
+            raise CoordinationError(
+                'this tooz release (before 1.0) is supported with the '
+                'redis:// backend only')
+        self._token = None
+        self._heart = None
+        self._beating = threading.Event()
+
+    def acquire(self, blocking=False):
+        if not self._tooz_lock.acquire(blocking=blocking):
+            return False
+        self._token = self._redis_lock.local.token
+        self._start_beating()
+        return True
+
+    def is_still_owner(self):
+        """Whether the key still holds our token; resets its expiry.
+
+        Errors are tooz's, as the lock's own calls raise them, so that an
+        outage reads the same whichever call met it first.
+        """
+        from redis import exceptions
+        from tooz import coordination
+        redis_lock = self._redis_lock
+        try:
+            with redis_lock.redis.pipeline() as pipe:
+                pipe.watch(redis_lock.name)
+                if self._token is None or pipe.get(
+                        redis_lock.name) != self._token:
+                    return False
+                pipe.multi()
+                pipe.pexpire(redis_lock.name,
+                             int(redis_lock.timeout * 1000))
+                pipe.execute()
+        except exceptions.WatchError:  # the key changed meanwhile
+            return False
+        except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
+            raise coordination.ToozConnectionError(compat.to_text(exc))
+        except exceptions.RedisError as exc:
+            raise coordination.ToozError(compat.to_text(exc))
+        return True
+
+    def release(self):
+        self.stop_beating()
+        self._redis_lock.local.token = self._token
+        self._token = None
+        return self._tooz_lock.release()
+
+    def stop_beating(self):
+        self._beating.clear()
+
+    def _start_beating(self):
+        self._beating.set()
+        if self._heart is not None and self._heart.is_alive():
+            return
+
+        def beat():
+            # A third of the timeout: two beats may be lost or late.
+            pause = max(self._redis_lock.timeout / 3.0, 0.1)
+            while self._beating.is_set():
+                try:
+                    if not self.is_still_owner():
+                        break
+                except Exception:  # the next cycle's check logs it
+                    pass
+                time.sleep(pause)
+
+        self._heart = runtime.spawn(beat, 'magnetodb-statsd-heart')

@@ -193,3 +193,33 @@ def test_the_heartbeat_runs_in_a_thread_of_ours(redis):
         lock.release(5)
     peers.wait_for(lambda: not hearts[0].is_alive(),
                    message='the heart to stop')
+
+
+def test_the_lock_keeps_its_timeout_while_held(redis):
+    """While held, the lock's expiry in redis never exceeds its timeout,
+    so a holder that dies is replaced within it. (tooz's own redis
+    heartbeat, up to 1.x, adds the timeout to the expiry at each beat: it
+    grew by seconds per second held.)"""
+    import redis as redis_client
+    lock = coordination.ClusterLock(
+        'redis://127.0.0.1:%d?timeout=%d' % (redis.port, LOCK_TIMEOUT),
+        'ttl-test')
+    client = redis_client.StrictRedis(port=redis.port)
+    assert lock.held(5)
+    try:
+        (key,) = client.keys('*ttl-test*')
+        ttls = []
+        checked = time.time()
+        deadline = checked + 2 * LOCK_TIMEOUT + 1  # beats and checks
+        while time.time() < deadline:
+            ttls.append(client.pttl(key) / 1000.0)
+            if time.time() >= checked + INTERVAL:  # a cycle's check
+                assert lock.held(5)
+                checked = time.time()
+            time.sleep(0.1)
+    finally:
+        lock.release(5)
+    assert 0 < min(ttls) and max(ttls) <= LOCK_TIMEOUT, ttls
+    print('lock TTL while held: %.2f-%.2fs (timeout %ds)'
+          % (min(ttls), max(ttls), LOCK_TIMEOUT))
+    assert not client.keys('*ttl-test*')  # released at once

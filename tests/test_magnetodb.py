@@ -17,6 +17,7 @@ import re
 import time
 
 import pytest
+import redis as redis_client
 
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
@@ -100,6 +101,92 @@ def test_installing_the_filter_changes_no_magnetodb_library(magnetodb_env):
             if line.lower().startswith('magnetodb-statsd-middleware')}
     assert len(ours) == 1, added
     assert added - ours == {'statsd==3.3.0'}
+
+
+def test_the_coordination_extra_changes_no_magnetodb_library(magnetodb_env):
+    """``pip install 'magnetodb-statsd-middleware[coordination]'`` into
+    MagnetoDB's env only adds packages: tooz, its redis client and what
+    they need; every MagnetoDB pin stays."""
+    before = magnetodb_env.freeze('magnetodb')
+    after = magnetodb_env.freeze('with-coordination')
+    assert before - after == set()
+    added = {re.split(r'[ =@]', line, 1)[0].lower()
+             for line in after - before}
+    assert added == {'magnetodb-statsd-middleware', 'statsd', 'tooz',
+                     'redis', 'kazoo', 'pymemcache', 'zake', 'retrying'}, \
+        sorted(after - before)
+    print('added to MagnetoDB 2015.1: %s' % ', '.join(sorted(
+        line for line in after - before if 'statsd-middleware' not in line)))
+
+
+CLUSTER_INTERVAL = 1
+CLUSTER_LOCK_TIMEOUT = 2
+
+
+def _listing_pollers(server):
+    """The pids whose filter read the table listing (every host's filter
+    polls its own health check)."""
+    return {pid for pid, uri in server.polls()
+            if uri.startswith(mdb.MONITORING_PATH)}
+
+
+def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
+        magnetodb, statsd_daemon, prefix, tmp_path):
+    """Two MagnetoDB servers as two hosts (each its own port and host
+    lock), one redis: MagnetoDB serves with coordination_url set, one
+    server emits, and a SIGKILL of it hands the table metrics to the
+    other within the lock timeout plus one interval."""
+    redis = peers.RedisServer(str(tmp_path))
+    try:
+        url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
+                                                   CLUSTER_LOCK_TIMEOUT)
+        tables = HEALTHY[:50]
+        servers = []
+        for host in ('mdb-a', 'mdb-b'):
+            port = peers.free_port()
+            options = _statsd_options(statsd_daemon, prefix, port, host)
+            options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
+            servers.append(magnetodb(tables, port=port, statsd=options))
+        for server in servers:  # MagnetoDB's own API serves
+            assert server.get_json('/v1/monitoring/projects/'
+                                   + tables[0].tenant)
+        emitting = peers.wait_for(
+            lambda: [s for s in servers if _listing_pollers(s)], timeout=60,
+            message='one server to read the listing')
+        (leader,) = emitting
+        (standby,) = [s for s in servers if s is not leader]
+        assert _listing_pollers(leader) == {leader.process.pid}
+        expected = mdb.expected_gauges(tables, prefix)
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        assert not _listing_pollers(standby)
+        # The lock's expiry in redis stays within its timeout while held.
+        client = redis_client.StrictRedis(port=redis.port)
+        (key,) = client.keys('*magnetodb*lock*')
+        ttls = []
+        sampled = time.time()
+        while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
+            ttls.append(client.pttl(key) / 1000.0)
+            time.sleep(0.1)
+        print('lock TTL inside MagnetoDB: %.2f-%.2fs (timeout %ds)'
+              % (min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
+        assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
+
+        leader.process.kill()  # SIGKILL
+        killed = time.time()
+        peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
+                       message='the standby to read the listing')
+        takeover = time.time() - killed
+        print('takeover after SIGKILL inside MagnetoDB: %.2fs' % takeover)
+        assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
+                            + peers.SCHEDULING_SLACK), takeover
+        _clear_gauges(statsd_daemon, prefix)
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        assert _listing_pollers(standby) == {standby.process.pid}
+        for server in servers:
+            assert 'Traceback' not in server.log
+            assert 'coordination backend failed' not in server.log
+    finally:
+        redis.stop()
 
 
 def _statsd_options(daemon, prefix, port, host):

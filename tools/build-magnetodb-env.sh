@@ -12,9 +12,11 @@
 # a stamp). MagnetoDB's etc/ files are not installed by its sdist, so the
 # sdist is unpacked next to the env (src/magnetodb-2015.1/etc).
 # The project itself is reinstalled on every run with a plain
-# `pip install PROJECT_ROOT`. Writes <env>/freeze-magnetodb.txt (before the
-# project) and <env>/freeze-with-filter.txt (after); prints the env path as
-# its last line. A missing python2.7 (or, when the env must be built, C
+# `pip install PROJECT_ROOT`, then with its coordination extra. Writes
+# <env>/freeze-magnetodb.txt (before the project),
+# <env>/freeze-with-filter.txt (after) and
+# <env>/freeze-with-coordination.txt (after the extra); prints the env path
+# as its last line. A missing python2.7 (or, when the env must be built, C
 # compiler) fails with one line saying what to install.
 set -euo pipefail
 
@@ -39,11 +41,24 @@ build_magnetodb_env() {
 }
 
 install_project() {
-    step "$log" "removing the previous magnetodb-statsd-middleware" \
-        "$env/bin/python" -m pip uninstall -y magnetodb-statsd-middleware
+    # Back to MagnetoDB's own packages: the project and what its extra
+    # added last time, so that each freeze below shows one install.
+    local added
+    added=$("$env/bin/python" -m pip freeze 2>/dev/null |
+        sed 's/[ =@].*//' | tr 'A-Z_' 'a-z-' | sort |
+        comm -23 - <(sed 's/[ =@].*//' "$env/freeze-magnetodb.txt" |
+                     tr 'A-Z_' 'a-z-' | sort))
+    if [ -n "$added" ]; then
+        step "$log" "removing what MagnetoDB did not install" \
+            "$env/bin/python" -m pip uninstall -y $added
+    fi
     step "$log" "installing $root into the MagnetoDB env" \
         "$env/bin/python" -m pip install "$root"
     "$env/bin/python" -m pip freeze >"$env/freeze-with-filter.txt" 2>/dev/null
+    step "$log" "installing $root[coordination] into the MagnetoDB env" \
+        "$env/bin/python" -m pip install "$root[coordination]"
+    "$env/bin/python" -m pip freeze \
+        >"$env/freeze-with-coordination.txt" 2>/dev/null
 }
 
 main() {

@@ -25,9 +25,7 @@ sha1=$(cat "${pins[@]}" | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$env/.constraints.sha1" 2>/dev/null)" != "$sha1" ]; then
     make_virtualenv "$log" "$python27" "$env"
     # One constraints file for pip: the MagnetoDB pins, less magnetodb
-    # itself and less what the test tools pin otherwise (tooz 1.67 needs
-    # a newer oslo.serialization than MagnetoDB's, which the filter never
-    # imports).
+    # itself and less what the test tools pin otherwise.
     names=$(sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' "${pins[1]}")
     { grep -v -i -x -E "(magnetodb|$(echo $names | tr ' ' '|'))==.*" \
           "${pins[0]}"; cat "${pins[1]}"; } >"$env/constraints.txt"

@@ -50,7 +50,10 @@ def health_measurements(settings):
                                          accept=(200, 503))
         body = _subsystems(text, shown)
     except (httpget.HttpError, HealthError) as exc:
-        answered = getattr(exc, 'status', 0) is not None
+        # Nonsense (HealthError) or a status is an answer; a refused
+        # connection or a timeout (an HttpError without a status) is not.
+        answered = not isinstance(exc, httpget.HttpError) or (
+            exc.status is not None)
         return HealthCheck([(metrics.HEALTH, (host, OVERALL), 0)],
                            compat.to_text(exc), answered)
     finally:

@@ -306,6 +306,22 @@ def _validated(values):
         raise ConfigError('[statsd] max_name_length = %r is invalid: '
                           'Monasca rejects names over %d characters'
                           % (max_name_length, metrics.MAX_NAME_LENGTH))
+    if values['share_walk']:
+        if not coordination_url:
+            conflict = ('it needs coordination_url: the hosts share the walk '
+                        'through the coordination backend')
+        elif projects:
+            conflict = ('it shares the all-projects listing, and projects '
+                        'is set')
+        elif values['top_tables']:
+            conflict = ('each host sees one range of the listing, so the '
+                        'largest tables of the cloud cannot be ranked: set '
+                        'top_tables = 0')
+        else:
+            conflict = ''
+        if conflict:
+            raise ConfigError('[statsd] share_walk = True is invalid: %s'
+                              % conflict)
     if values['top_tables'] and 'size' not in values['metrics']:
         raise ConfigError('[statsd] top_tables = %r is invalid: ranking by '
                           'size needs size in metrics' % values['top_tables'])
@@ -336,6 +352,7 @@ def _validated(values):
         ca_file=ca_file,
         host_name=host_name,
         coordination_url=coordination_url,
+        share_walk=values['share_walk'],
         label_mode=values['label_mode'],
         max_name_length=max_name_length,
         emit_legacy=values['emit_legacy'],

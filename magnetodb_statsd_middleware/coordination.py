@@ -61,6 +61,7 @@ class ClusterLock(object):
         self._coordinator = None
         self._lock = None
         self._pending = None
+        self._joined = set()  # the groups this coordinator joined
         self.holding = False
 
     def _redacted(self, exc):
@@ -69,8 +70,17 @@ class ClusterLock(object):
             message = message.replace(self._password, '***')
         return message
 
+    @property
+    def member(self):
+        """This process's member id in the backend, as text."""
+        return self._member.decode('utf-8')
+
     def held(self, timeout):
-        """True while this process provably holds the cluster lock.
+        """True while this process provably holds the cluster lock."""
+        return self._call(self._held, timeout)
+
+    def _call(self, function, timeout):
+        """``function()`` against the backend, given up after ``timeout``.
 
         The backend's client may retry for minutes when the backend is
         gone (redis-py does), so the call runs in the background and is
@@ -84,7 +94,7 @@ class ClusterLock(object):
 
         def call():
             try:
-                outcome['held'] = self._held()
+                outcome['value'] = function()
             except CoordinationError as exc:
                 outcome['error'] = exc
 
@@ -92,23 +102,108 @@ class ClusterLock(object):
         runtime.join(self._pending, timeout)
         if 'error' in outcome:
             raise outcome['error']
-        if 'held' not in outcome:
+        if 'value' not in outcome:
             raise no_answer
-        return outcome['held']
+        return outcome['value']
+
+    def _started(self):
+        if self._coordinator is None:
+            coordinator = self._tooz.get_coordinator(self._url, self._member)
+            self._coordinator = coordinator
+            self._lock = _started_lock(coordinator, self._name)
+            self._joined = set()
+        return self._coordinator
 
     def _held(self):
         try:
-            if self._coordinator is None:
-                coordinator = self._tooz.get_coordinator(self._url,
-                                                         self._member)
-                self._coordinator = coordinator
-                self._lock = _started_lock(coordinator, self._name)
+            self._started()
             if self.holding and self._lock.is_still_owner():
                 return True
             self.holding = bool(self._lock.acquire(blocking=False))
             return self.holding
         except Exception as exc:  # tooz and client errors vary by backend
             self._drop()
+            raise CoordinationError(self._redacted(exc))
+
+    # Groups: the members of a shared walk, and what they publish.
+
+    def publish(self, group, document, timeout):
+        """Join ``group`` (created if need be) with ``document`` (bytes)
+        as this member's capabilities, or replace them."""
+        def call():
+            coordinator = self._backend_call(self._started)
+            name = group.encode('utf-8')
+            if name in self._joined:
+                try:
+                    return self._backend_call(
+                        coordinator.update_capabilities(name, document).get)
+                except CoordinationError:
+                    self._joined.discard(name)  # expired meanwhile: rejoin
+            self._join(coordinator, name, document)
+        return self._call(call, timeout)
+
+    def _join(self, coordinator, name, document):
+        tooz = self._tooz
+        try:
+            coordinator.create_group(name).get()
+        except tooz.GroupAlreadyExist:
+            pass
+        except Exception as exc:
+            raise CoordinationError(self._redacted(exc))
+        try:
+            coordinator.join_group(name, document).get()
+        except tooz.MemberAlreadyExist:
+            self._backend_call(
+                coordinator.update_capabilities(name, document).get)
+        except Exception as exc:
+            raise CoordinationError(self._redacted(exc))
+        self._joined.add(name)
+
+    def leave(self, group, timeout):
+        """Leave ``group`` if this process joined it."""
+        def call():
+            name = group.encode('utf-8')
+            if self._coordinator is None or name not in self._joined:
+                return
+            self._joined.discard(name)
+            try:
+                self._coordinator.leave_group(name).get()
+            except Exception as exc:  # not joined any more is fine
+                if not isinstance(exc, (self._tooz.MemberNotJoined,
+                                        self._tooz.GroupNotCreated)):
+                    raise CoordinationError(self._redacted(exc))
+        return self._call(call, timeout)
+
+    def documents(self, group, timeout):
+        """``{member: capabilities}`` of the live members of ``group``."""
+        def call():
+            coordinator = self._backend_call(self._started)
+            name = group.encode('utf-8')
+            try:
+                members = coordinator.get_members(name).get()
+            except self._tooz.GroupNotCreated:
+                return {}
+            except Exception as exc:
+                raise CoordinationError(self._redacted(exc))
+            found = {}
+            for member in members:
+                try:
+                    document = coordinator.get_member_capabilities(
+                        name, member).get()
+                except self._tooz.MemberNotJoined:
+                    continue  # left meanwhile
+                except Exception as exc:
+                    raise CoordinationError(self._redacted(exc))
+                found[compat.to_text(member)] = document
+            return found
+        return self._call(call, timeout)
+
+    def _backend_call(self, function):
+        try:
+            return function()
+        except CoordinationError:
+            raise
+        except Exception as exc:  # tooz and client errors vary by backend
             raise CoordinationError(self._redacted(exc))
 
     def release(self, timeout):
@@ -129,8 +224,9 @@ class ClusterLock(object):
         coordinator, self._coordinator = self._coordinator, None
         lock, self._lock = self._lock, None
         if isinstance(lock, KiloRedisLock):
-            lock.stop_beating()
+            lock.drop()
         self.holding = False
+        self._joined = set()
         if coordinator is not None:
             try:
                 coordinator.stop()
@@ -147,7 +243,9 @@ def _started_lock(coordinator, name):
     """
     if not hasattr(coordinator, 'requires_beating'):
         coordinator.start()
-        return KiloRedisLock(coordinator.get_lock(name))
+        lock = KiloRedisLock(coordinator.get_lock(name))
+        KiloHeart(coordinator, lock).start()
+        return lock
     coordinator.start(start_heart=False)
     if coordinator.requires_beating:
         # Our kind of thread: a Ctrl-C landing in it still reaches the
@@ -155,6 +253,32 @@ def _started_lock(coordinator, name):
         coordinator.heart.start(thread_cls=functools.partial(
             runtime.new_thread, name='magnetodb-statsd-heart'))
     return coordinator.get_lock(name)
+
+
+class KiloHeart(object):
+    """The membership heartbeat that tooz's Kilo line leaves to its user.
+
+    tooz 1.x and later beat in a thread of their own; the Kilo line has
+    the caller call ``heartbeat()``, or the groups this process joined
+    forget it after their membership timeout. Beats a third of that
+    timeout apart until the lock it serves is dropped.
+    """
+
+    def __init__(self, coordinator, lock):
+        self._coordinator = coordinator
+        self._lock = lock
+        self._pause = max(float(getattr(coordinator, 'membership_timeout',
+                                        30)) / 3.0, 0.1)
+
+    def start(self):
+        def beat():
+            while not self._lock.dropped.is_set():
+                try:
+                    self._coordinator.heartbeat()
+                except Exception:  # the next cycle's check logs it
+                    pass
+                self._lock.dropped.wait(self._pause)
+        runtime.spawn(beat, 'magnetodb-statsd-membership')
 
 
 class KiloRedisLock(object):
@@ -181,10 +305,13 @@ class KiloRedisLock(object):
         self._token = None
         self._heart = None
         self._beating = threading.Event()
+        self.dropped = threading.Event()
 
     def acquire(self, blocking=False):
         if not self._tooz_lock.acquire(blocking=blocking):
             return False
+        # Out of the coordinator's heartbeat, which would extend it.
+        self._tooz_lock._coord._acquired_locks.discard(self._tooz_lock)
         self._token = self._redis_lock.local.token
         self._start_beating()
         return True
@@ -224,6 +351,11 @@ class KiloRedisLock(object):
 
     def stop_beating(self):
         self._beating.clear()
+
+    def drop(self):
+        """The coordinator is being stopped: every beat ends."""
+        self.stop_beating()
+        self.dropped.set()
 
     def _start_beating(self):
         self._beating.set()

@@ -31,21 +31,35 @@ NAMED_UNREADABLE = 5
 
 
 class CycleResult(object):
-    """How one cycle went: completed or not, its counts, its error."""
+    """How one cycle went: completed or not, its counts, its error.
+
+    A cycle that walked a range of a shared walk also says what the
+    cluster needs of it: ``walked``, its ``[(project, tables)]`` in
+    listing order; ``share``, what it adds to the totals
+    (:meth:`~.metrics.MetricSet.share`); ``duration_ms``.
+    """
 
     def __init__(self, completed, counts, error=''):
         self.completed = completed
         self.counts = counts
         self.error = error
+        self.walked = []
+        self.share = None
+        self.duration_ms = 0.0
 
 
-def _read_listing(settings, client, metric_set, sink, memory):
-    """Send every readable project's measurements; returns the unreadable
-    ones (:class:`~.listing.Unreadable`). Raises MonitoringError when
-    MagnetoDB itself fails."""
+def _read_listing(settings, client, metric_set, sink, memory, bounds=None,
+                  walked=None):
+    """Send every readable project's measurements (of the
+    :class:`~.listing.Range` ``bounds`` only, if given); returns the
+    unreadable ones (:class:`~.listing.Unreadable`). Raises
+    MonitoringError when MagnetoDB itself fails. ``walked`` gets each
+    project sent with its number of tables."""
     if not settings.projects:
-        walk = listing.Walk(client, memory)
+        walk = listing.Walk(client, memory, bounds)
         for project, tables, listed in walk.projects():
+            if walked is not None:
+                walked.append((project, len(tables)))
             sink.send(metric_set.project_measurements(project, tables,
                                                       listed))
         return walk.unreadable
@@ -93,17 +107,19 @@ def _send_health(settings, outages, sink):
 
 
 def _send_tables(settings, outages, sink, started, selector, memory,
-                 clock):
-    """The table, project, total and collector metrics; returns the
-    CycleResult."""
+                 clock, bounds=None):
+    """The table, project, total and collector metrics (of the range
+    ``bounds`` of a shared walk: table and project metrics only); returns
+    the CycleResult."""
     metric_set = metrics.MetricSet(settings.metrics, selector, clock)
     counts = metric_set.counts
     client = monitoring.MonitoringClient(settings)
     unreadable = None  # stays None unless the listing was read to its end
     error = ''
+    walked = []
     try:
         unreadable = _read_listing(settings, client, metric_set, sink,
-                                   memory)
+                                   memory, bounds, walked)
     except monitoring.MonitoringError as exc:
         error = compat.to_text(exc)
     finally:
@@ -128,7 +144,8 @@ def _send_tables(settings, outages, sink, started, selector, memory,
     sink.send(metric_set.ranked_tables(complete=not error))
     if not error:
         clock.forget_unlisted()
-        sink.send(metric_set.totals())
+        if bounds is None:
+            sink.send(metric_set.totals())
     counts.pages = client.pages
     counts.rejected += sink.oversize
     if counts.rejected:
@@ -139,13 +156,21 @@ def _send_tables(settings, outages, sink, started, selector, memory,
         outages.succeeded(DATA)
     # Rows without a project already failed the listing above.
     counts.rejected += client.bad_rows
-    sink.send(metrics.collector_measurements(
-        counts, not error, (compat.monotonic() - started) * 1000.0))
-    return CycleResult(not error, counts, error)
+    duration_ms = (compat.monotonic() - started) * 1000.0
+    result = CycleResult(not error, counts, error)
+    if bounds is None:
+        sink.send(metrics.collector_measurements(counts, not error,
+                                                 duration_ms))
+    else:  # the cluster's figures come from every range's report
+        result.walked = walked
+        result.share = metric_set.share()
+        result.duration_ms = duration_ms
+    return result
 
 
 def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
-              selector=None, memory=None, pacer=None, clock=None):
+              selector=None, memory=None, pacer=None, clock=None,
+              bounds=None, cluster=()):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
@@ -157,7 +182,10 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     ``pacer``, the collector's :class:`~.pacing.Pacer`, knows the cycles
     before (without one the cycle is paced like a first one); ``clock``,
     the collector's :class:`~.stuck.StuckClock`, times the tables seen
-    CREATING or DELETING (a fresh one finds none stuck yet).
+    CREATING or DELETING (a fresh one finds none stuck yet). In a shared
+    walk, ``bounds`` is this host's :class:`~.listing.Range` (the memory
+    holds the order it was cut from), and ``cluster`` the measurements of
+    the cluster's last cycle that the planner sends.
     """
     if selector is None:
         selector = selection.TableSelector(settings)
@@ -173,9 +201,10 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
                     and not _send_health(settings, outages, sink)):
                 result = CycleResult(False, result.counts,
                                      'health check not answering yet')
+            sink.send(cluster)
             if tables:
                 result = _send_tables(settings, outages, sink, started,
-                                      selector, memory, clock)
+                                      selector, memory, clock, bounds)
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))

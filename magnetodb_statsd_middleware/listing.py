@@ -130,15 +130,45 @@ class ListingMemory(object):
         self.too_large = {}
 
 
-class Walk(object):
-    """One cycle's walk of the listing: iterate over :meth:`projects`."""
+class Range(collections.namedtuple('Range', 'after last')):
+    """One host's part of a shared walk (see :mod:`.sharing`).
 
-    def __init__(self, client, memory=None):
+    The projects listed after ``after`` (None: from the first) through
+    ``last`` (None: to the end), both from the order of the last complete
+    walk, which the walk's :class:`ListingMemory` holds: a project known
+    to come after ``last`` ends the range also when ``last`` has been
+    deleted since.
+    """
+
+    __slots__ = ()
+
+
+class Walk(object):
+    """One cycle's walk of the listing, or of one :class:`Range` of it:
+    iterate over :meth:`projects`.
+
+    A range is read from the page right after ``after`` and ends with
+    ``last``. Projects created since the order was known are in the range
+    they are listed in; those listed after the place of a deleted
+    ``last`` are held back until one page from that place (the only
+    extra request) tells which of them the next range reads.
+    """
+
+    def __init__(self, client, memory=None, bounds=None):
         self._client = client
         self._memory = memory if memory is not None else ListingMemory()
         self._known = self._memory.order
         self._known_at = dict((p, i) for i, p in enumerate(self._known))
+        self._bounds = bounds
         self._next_known = 0
+        self._known_end = len(self._known)
+        if bounds is not None:
+            if bounds.after is not None:
+                self._next_known = self._known_at.get(bounds.after, -1) + 1
+            if bounds.last is not None and bounds.last in self._known_at:
+                self._known_end = self._known_at[bounds.last] + 1
+        self._held_back = []  # listed after where ``last`` would be
+        self._ended = False  # the range's end was reached
         self._done = set()
         self._order = []  # this walk's projects, for the next walk
         self._too_large = {}
@@ -158,10 +188,12 @@ class Walk(object):
         Raises MonitoringError when MagnetoDB itself fails, or the listing
         misbehaves; the projects already yielded were complete and right.
         """
-        request = (None, None)  # the first page
-        cursor = None  # the project after which the listing goes on
+        after = self._bounds.after if self._bounds is not None else None
+        # The first page, or the page right after the range's start.
+        request = (after, None if after is None else STEP_PAST)
+        cursor = after  # the project after which the listing goes on
         suspect = None  # read whole after its own page failed
-        while True:
+        while not self._ended:
             project, table = request
             skipped = (table is None
                        and self._memory.too_large.get(project, 0) > 0)
@@ -191,7 +223,8 @@ class Walk(object):
                             self._too_large[project] = left
                         elif not skipped:
                             suspect = project
-                        yield project, tables, False
+                        for found in self._in_range(project, tables, False):
+                            yield found
                 else:
                     # The first page, or the page after cursor, holds a row
                     # that cannot be read: read the next known projects
@@ -206,13 +239,15 @@ class Walk(object):
                     for candidate in iter(self._next_candidate, None):
                         tables = self._read_whole(candidate)
                         if tables:
-                            yield candidate, tables, False
+                            for found in self._in_range(candidate, tables,
+                                                        False):
+                                yield found
                             rows += len(tables)
                         if tables is None or tables:
                             cursor = candidate
                         if tables is None or rows >= self._client.page_size:
                             break
-                    if cursor is None:
+                    if cursor is None or self._ended:
                         self._end_stretch()
                         break
                 request = (cursor, STEP_PAST)
@@ -225,18 +260,86 @@ class Walk(object):
                 complete = runs
             for run in complete:
                 if run.project not in self._done:
-                    self._pass(run.project)
-                    yield run.project, run.tables, True
-            if not full:
+                    for found in self._in_range(run.project, run.tables,
+                                                True):
+                        yield found
+                if self._ended:
+                    break
+            if not full or self._ended:
                 break
             if not runs:
                 raise monitoring.MonitoringError('a full page had no valid '
                                                  'row')
             cursor = runs[-1].project
+            if self._beyond(cursor):
+                break  # the next range's: not asked for again
             request = (cursor,
                        STEP_PAST if cursor in self._done else None)
-        self._memory.order = tuple(self._order)
+        if not self._ended:
+            for found in self._place_held_back():  # the listing's end
+                yield found
+        if self._bounds is None:  # a range's order is the planner's
+            self._memory.order = tuple(self._order)
         self._memory.too_large = self._too_large
+
+    # Range
+
+    def _beyond(self, project):
+        """Whether ``project`` is known to come after the range."""
+        return self._known_at.get(project, -1) >= self._known_end
+
+    def _in_range(self, project, tables, listed):
+        """What to yield for a complete project just read: nothing past
+        the range's end, and nothing yet of a project that may be the
+        next range's."""
+        bounds = self._bounds
+        if bounds is None or bounds.last is None:
+            if project not in self._done:
+                self._pass(project)
+            return [(project, tables, listed)]
+        if project == bounds.last:
+            self._ended = True
+            if project not in self._done:
+                self._pass(project)
+            found = list(self._held_back)
+            del self._held_back[:]
+            return found + [(project, tables, listed)]
+        if self._beyond(project):
+            return self._place_held_back()
+        if project not in self._done:  # else read whole, and passed
+            self._pass(project)
+        if project in self._known_at:  # listed before ``last``, like all
+            found = list(self._held_back)
+            del self._held_back[:]
+            return found + [(project, tables, listed)]
+        # New since the order was known: ours if it comes before the place
+        # of ``last``, which a project known to be ours proves.
+        self._held_back.append((project, tables, listed))
+        return []
+
+    def _place_held_back(self):
+        """``last`` is gone: the page right after its place says which of
+        the projects held back come before it (ours), which after (the
+        next range's). The range ends."""
+        self._ended = True
+        held, self._held_back = self._held_back, []
+        if not held or self._bounds is None or self._bounds.last is None:
+            return held
+        try:
+            _, runs = self._page(self._bounds.last, STEP_PAST)
+        except monitoring.MonitoringError as exc:
+            self._failed(exc)
+            self.unreadable.append(Unreadable.after(self._bounds.last))
+            runs = None
+        first = runs[0].project if runs else None
+        ours = []
+        for found in held:
+            if runs is None or found[0] == first:
+                runs = None  # this one and all after it are not ours
+                self._order.remove(found[0])
+            else:
+                ours.append(found)
+        return ours
 
     # Requests
 
@@ -304,7 +407,7 @@ class Walk(object):
 
     def _next_candidate(self):
         """The next known project not passed yet, in listing order."""
-        while self._next_known < len(self._known):
+        while self._next_known < self._known_end:
             project = self._known[self._next_known]
             self._next_known += 1
             if project not in self._done:

@@ -461,21 +461,20 @@ class MetricSet(object):
 
     def totals(self):
         """Global measurements; call only after a complete listing."""
-        measurements = []
-        for metric in self._metrics:
-            measurements.extend(self._sum(TOTAL[metric], NO_LABELS,
-                                          self._totals[metric]))
-        measurements.append((TOTAL['tables'], NO_LABELS, self.counts.tables))
-        measurements.append((TOTAL['projects'], NO_LABELS,
-                             self.counts.projects))
-        totals = self._status_totals
-        if totals is not None:
-            measurements.extend((TOTAL['tables_by_status'], (status,),
-                                 totals[status])
-                                for status in _in_order(totals))
-            measurements.append((TOTAL['stuck'], NO_LABELS,
-                                 self._stuck_total))
+        measurements, rejected = total_measurements(self._metrics,
+                                                    self.share())
+        self.counts.rejected += rejected
         return measurements
+
+    def share(self):
+        """What the projects so far add to the totals, as plain data: the
+        totals of a walk shared by several hosts are the
+        :func:`merged_shares` of every range's."""
+        return {'sums': dict(self._totals), 'tables': self.counts.tables,
+                'projects': self.counts.projects,
+                'statuses': (None if self._status_totals is None
+                             else dict(self._status_totals)),
+                'stuck': self._stuck_total}
 
     def _sum(self, quantity, labels, total):
         if total is None:
@@ -489,6 +488,53 @@ class MetricSet(object):
     def _mark_incomplete(sums, metrics):
         for metric in metrics:
             sums[metric] = None
+
+
+def total_measurements(metrics, share):
+    """The totals of a :meth:`MetricSet.share` (or merged shares):
+    ``(measurements, values rejected)``."""
+    measurements = []
+    rejected = 0
+    for metric in metrics:
+        total = share['sums'].get(metric)
+        if total is None:
+            continue
+        if valid_value(total) is None:
+            rejected += 1
+            continue
+        measurements.append((TOTAL[metric], NO_LABELS, total))
+    measurements.append((TOTAL['tables'], NO_LABELS, share['tables']))
+    measurements.append((TOTAL['projects'], NO_LABELS, share['projects']))
+    statuses = share['statuses']
+    if statuses is not None:
+        measurements.extend((TOTAL['tables_by_status'], (status,),
+                             statuses[status])
+                            for status in _in_order(statuses))
+        measurements.append((TOTAL['stuck'], NO_LABELS, share['stuck']))
+    return measurements, rejected
+
+
+def merged_shares(metrics, shares):
+    """One share of the totals from several: a sum or a status count
+    unknown in one of them is unknown in all."""
+    sums = dict.fromkeys(metrics, 0)
+    statuses = dict.fromkeys(STATUSES, 0)
+    merged = {'sums': sums, 'tables': 0, 'projects': 0,
+              'statuses': statuses, 'stuck': 0}
+    for share in shares:
+        for metric in metrics:
+            part = share['sums'].get(metric)
+            sums[metric] = (None if part is None or sums[metric] is None
+                            else sums[metric] + part)
+        merged['tables'] += share['tables']
+        merged['projects'] += share['projects']
+        merged['stuck'] += share['stuck']
+        if share['statuses'] is None or merged['statuses'] is None:
+            merged['statuses'] = None
+        else:
+            for status, count in share['statuses'].items():
+                statuses[status] = statuses.get(status, 0) + count
+    return merged
 
 
 def _in_order(by_status):

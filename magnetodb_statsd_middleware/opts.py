@@ -163,6 +163,16 @@ STATSD_OPTS = [
              'failover). Needs the "coordination" extra. When the backend '
              'is unreachable, no process sends table metrics until it is '
              'back; health gauges go on. Empty: the per-host lock only.'),
+    cfg.BoolOpt(
+        'share_walk', default=False,
+        help='With coordination_url: the API hosts share each cycle\'s walk '
+             'of the listing, each reading one range of it through its own '
+             'monitoring_url, instead of one host reading it all. Cycles '
+             'start on wall-clock multiples of interval (keep the hosts\' '
+             'clocks in sync), and totals are sent one interval after the '
+             'ranges. Turn it on when one host\'s walk takes a large part '
+             'of the interval (MagnetoDB spends about 0.7 ms of API CPU '
+             'per table). Cannot be combined with projects or top_tables.'),
     cfg.StrOpt(
         'host_name', default=None,
         sample_default='<short host name>',

@@ -25,6 +25,7 @@ from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
 from magnetodb_statsd_middleware import runtime
 from magnetodb_statsd_middleware import selection
+from magnetodb_statsd_middleware import sharing
 from magnetodb_statsd_middleware import stuck
 from magnetodb_statsd_middleware import uwsgihost
 
@@ -33,6 +34,7 @@ LOG = logging.getLogger(__name__)
 LOCK = 'host lock'
 LOOP = 'collector loop'
 CLUSTER = 'coordination backend'
+SHARED = 'shared walk'
 
 # The pid of the process whose collector runs; a request in any other
 # process (a forked child), or after the loop died (None), starts one. A
@@ -82,6 +84,9 @@ class Scheduler(object):
             self.cluster = coordination.ClusterLock(
                 settings.coordination_url,
                 'magnetodb-statsd-%s' % settings.metric_prefix)
+        self.shared = None
+        if settings.share_walk and self.cluster is not None:
+            self.shared = sharing.SharedWalk(settings, self.cluster)
         self._stop = threading.Event()
         self._thread = None
         self._finished = False
@@ -124,7 +129,13 @@ class Scheduler(object):
                 interval = self.settings.interval
                 if not self._step() and self.outages.in_grace:
                     interval = min(interval, STARTUP_RETRY)
-                remaining = started + interval - compat.monotonic()
+                if self.shared is not None:  # cycles are wall-clock slots
+                    remaining = sharing.until_next_cycle(
+                        self.settings.interval)
+                    if remaining > interval:
+                        remaining = interval
+                else:
+                    remaining = started + interval - compat.monotonic()
                 if self._stop.wait(max(0.0, remaining)):
                     return
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -157,14 +168,12 @@ class Scheduler(object):
                 # one saw is stale when it collects again.
                 self.clock.forget()
                 return True
+            if self.shared is not None:
+                return self._shared_step()
             tables = self._cluster_elected()
             if not tables:
                 self.clock.forget()
-            result = cycle.run_cycle(self.settings, self.outages,
-                                     self._sink_factory, tables=tables,
-                                     selector=self.selector,
-                                     memory=self.memory,
-                                     pacer=self.pacer, clock=self.clock)
+            result = self._cycle(tables=tables)
             self.outages.succeeded(LOOP)
             if result.completed:
                 self.outages.end_grace()
@@ -178,19 +187,84 @@ class Scheduler(object):
         """Whether this process sends the table metrics of the cluster."""
         if self.cluster is None:
             return True
-        was_holding = self.cluster.holding
         try:
-            held = self.cluster.held(self.settings.request_timeout)
+            held = self._cluster_held()
         except coordination.CoordinationError as exc:
             self.outages.failed(CLUSTER, '%s; table metrics are left to '
                                 'nobody until it is back' % exc)
             return False
         self.outages.succeeded(CLUSTER)
-        if held != was_holding:
-            LOG.info('pid %d %s the cluster lock: table metrics are %s',
-                     os.getpid(), 'holds' if held else 'lost',
-                     'sent from here' if held else 'left to another host')
         return held
+
+    def _cluster_held(self):
+        """Whether this process holds the cluster lock; says when that
+        changes. Raises CoordinationError."""
+        was_holding = self.cluster.holding
+        held = self.cluster.held(self.settings.request_timeout)
+        if held != was_holding:
+            if self.shared is not None:
+                done = ('this host plans the shared walk' if held
+                        else 'another host plans the shared walk')
+            else:
+                done = ('table metrics are sent from here' if held
+                        else 'table metrics are left to another host')
+            LOG.info('pid %d %s the cluster lock: %s', os.getpid(),
+                     'holds' if held else 'lost', done)
+        return held
+
+    def _shared_step(self):
+        """One cycle of the walk shared by the hosts (:mod:`.sharing`):
+        plan it if this process holds the cluster lock, walk this host's
+        range of it, report. Returns False when a cycle ran and did not
+        complete."""
+        shared = self.shared
+        number = sharing.cycle_number(self.settings.interval)
+        if shared.last_cycle is not None and number <= shared.last_cycle:
+            # A retry within the cycle (start-up grace): health only.
+            return self._cycle(tables=False).completed
+        figures, plan = [], None
+        try:
+            was_planner = self.cluster.holding
+            planner = self._cluster_held()
+            shared.join()
+            if planner:
+                last, plan = shared.plan(number)
+                figures = last.measurements
+                if last.problem:
+                    self.outages.failed(SHARED, last.problem + '; its '
+                                        'totals are withheld')
+                elif figures:
+                    self.outages.succeeded(SHARED)
+            else:
+                if was_planner:
+                    shared.stand_down()
+                plan = shared.wait_for_plan(number, self._stop)
+        except coordination.CoordinationError as exc:
+            self.outages.failed(CLUSTER, '%s; this host walks no range of '
+                                'the listing until it is back' % exc)
+            plan = None
+        else:
+            self.outages.succeeded(CLUSTER)
+        part = plan.range_of(shared.member) if plan is not None else None
+        if part is None:  # no range of this cycle is this host's
+            self.clock.forget()
+            return self._cycle(tables=False, cluster=figures).completed
+        index, bounds = part
+        self.memory.order = tuple(project for project, _ in plan.order)
+        result = self._cycle(bounds=bounds, cluster=figures)
+        try:
+            shared.report(plan, index, result)
+        except coordination.CoordinationError as exc:
+            self.outages.failed(CLUSTER, '%s; the range this host walked '
+                                'is not reported' % exc)
+        return result.completed
+
+    def _cycle(self, tables=True, bounds=None, cluster=()):
+        return cycle.run_cycle(self.settings, self.outages,
+                               self._sink_factory, tables=tables,
+                               selector=self.selector, memory=self.memory,
+                               pacer=self.pacer, clock=self.clock,
+                               bounds=bounds, cluster=cluster)
 
     def _elected(self):
         """Whether this process collects for the host this interval.

@@ -94,7 +94,7 @@ def test_the_loop_survives_a_bug_and_logs_it_once(
     calls = []
 
     def broken(settings, outages, sink_factory, tables, selector,
-               memory, pacer, clock):
+               memory, pacer, clock, **shared):
         calls.append(1)
         raise KeyError('boom')
 
@@ -115,7 +115,7 @@ def test_a_dead_loop_is_restarted_by_the_next_request(
     deaths = []
 
     def fatal(settings, outages, sink_factory, tables, selector,
-              memory, pacer, clock):
+              memory, pacer, clock, **shared):
         deaths.append(1)
         if len(deaths) == 1:
             raise Fatal()

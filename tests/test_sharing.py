@@ -1,0 +1,310 @@
+"""A walk shared by several hosts: the ranges, and what crosses them.
+
+Each range is walked the way a host walks it (its own
+:class:`~.listing.Walk`, the last complete walk's order in its memory)
+against the fixture API, which pages like MagnetoDB 2015.1 (see
+test_listing.py): across the ranges every table must come exactly once,
+and the listing be read once plus at most one page per range edge.
+"""
+
+import collections
+import random
+
+import pytest
+
+from magnetodb_statsd_middleware import listing
+from magnetodb_statsd_middleware import metrics
+from magnetodb_statsd_middleware import monitoring
+from magnetodb_statsd_middleware import sharing
+from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import peers
+from tests.test_listing import BIG
+from tests.test_listing import PAGE
+from tests.test_listing import Fixture
+from tests.test_listing import dataset_with
+from tests.test_listing import tables
+
+MEMBERS = ['host-a-1', 'host-b-2', 'host-c-3']
+
+
+class SharedFixture(Fixture):
+    """Walks of the fixture's listing, whole or shared in ranges."""
+
+    def walked(self):
+        """``[(project, tables)]`` of a complete walk, in listing order."""
+        seen, walk = self.walk()
+        assert not walk.unreadable
+        counts = collections.Counter(project for project, _ in seen)
+        return [(project, counts[project]) for project in self.order
+                if counts[project]]
+
+    def walk_ranges(self, walked, members=MEMBERS):
+        """Walk each range of ``cut(walked, members)`` as its host would:
+        ``(Counter of (project, name), [walk], [listing requests])``."""
+        seen = collections.Counter()
+        walks, pages = [], []
+        self.recorder.reset()
+        for _, bounds in sharing.cut(walked, members):
+            memory = listing.ListingMemory()
+            memory.order = tuple(project for project, _ in walked)
+            before = self._listing_requests()
+            client = monitoring.MonitoringClient(peers.make_settings(
+                monitoring_url=self.server.url, page_size=PAGE,
+                request_timeout=5))
+            walk = listing.Walk(client, memory, bounds)
+            try:
+                for project, found, _ in walk.projects():
+                    for table in found:
+                        seen[(project, table.name)] += 1
+            finally:
+                client.close()
+            walks.append(walk)
+            pages.append(self._listing_requests() - before)
+        return seen, walks, pages
+
+    def _listing_requests(self):
+        return len([r for r in self.recorder.requests
+                    if r[0] == peers.MONITORING_PATH])
+
+
+def whole_pages(serve, dataset):
+    """Listing requests of one walk of ``dataset`` by one host."""
+    fixture = SharedFixture(serve, dataset)
+    fixture.walk()
+    return len([r for r in fixture.recorder.requests
+                if r[0] == peers.MONITORING_PATH])
+
+
+def new_project_between(before, after, avoid=()):
+    """A project id listed between ``before`` and ``after`` (None: the
+    listing's end)."""
+    low = fakeapi.token(before)
+    return [p for p in (u'new-%d' % i for i in range(100000))
+            if low < fakeapi.token(p) and p not in avoid and (
+                after is None or fakeapi.token(p) < fakeapi.token(after))][0]
+
+
+# Cutting
+
+def test_ranges_hold_about_equal_numbers_of_tables():
+    walked = [('p%02d' % i, 10) for i in range(30)]
+    ranges = sharing.cut(walked, MEMBERS)
+    assert [m for m, _ in ranges] == MEMBERS
+    assert [r for _, r in ranges] == [listing.Range(None, 'p09'),
+                                      listing.Range('p09', 'p19'),
+                                      listing.Range('p19', None)]
+
+
+def test_a_project_larger_than_a_share_makes_fewer_ranges():
+    walked = [('a', 5), ('huge', 1000), ('b', 5)]
+    ranges = sharing.cut(walked, MEMBERS)
+    assert [r for _, r in ranges] == [listing.Range(None, 'huge'),
+                                      listing.Range('huge', None)]
+
+
+@pytest.mark.parametrize('walked', [[], [('only', 7)]])
+def test_without_enough_projects_one_host_walks_it_all(walked):
+    assert sharing.cut(walked, MEMBERS) == [
+        (MEMBERS[0], listing.Range(None, None))]
+
+
+# Exactly once across the ranges
+
+@pytest.mark.parametrize('seed', range(4))
+def test_every_table_once_and_one_page_more_per_edge(serve, seed):
+    rng = random.Random(seed)
+    sizes = [rng.choice([1, 2, 3, 5, 8, 13]) for _ in range(25)]
+    fixture = SharedFixture(serve, dataset_with(sizes, seed))
+    walked = fixture.walked()
+    seen, walks, pages = fixture.walk_ranges(walked)
+    fixture.assert_read(seen)
+    assert not any(walk.unreadable for walk in walks)
+    assert sum(pages) <= whole_pages(serve, fixture.dataset) + 2
+    tables_per_range = [sum(1 for p, _ in seen if p in ours)
+                        for ours in _projects_of(walks, walked)]
+    total = sum(tables_per_range)
+    assert max(tables_per_range) <= total / 3.0 + max(sizes)
+
+
+def _projects_of(walks, walked):
+    """The projects of each range, from the cut."""
+    ranges = [r for _, r in sharing.cut(walked, MEMBERS)]
+    order = [p for p, _ in walked]
+    found = []
+    for bounds in ranges:
+        start = 0 if bounds.after is None else order.index(bounds.after) + 1
+        end = len(order) if bounds.last is None else (
+            order.index(bounds.last) + 1)
+        found.append(set(order[start:end]))
+    return found
+
+
+@pytest.mark.parametrize('where', ['last of a range', 'first of a range'])
+def test_a_project_too_large_to_page_at_a_range_edge(serve, where):
+    sizes = [6] * 12
+    fixture = SharedFixture(serve, dataset_with(sizes))
+    walked = fixture.walked()
+    edge = sharing.cut(walked, MEMBERS)[0][1].last
+    at = fixture.order.index(edge) + (0 if where == 'last of a range'
+                                      else 1)
+    dataset = dict(fixture.dataset)
+    dataset[fixture.order[at]] = tables(BIG + 5, 7)
+    fixture.reload(dataset)
+    seen, walks, pages = fixture.walk_ranges(walked)
+    fixture.assert_read(seen)
+    assert not any(walk.unreadable for walk in walks)
+
+
+def test_a_failing_page_inside_a_range(serve):
+    fixture = SharedFixture(serve, dataset_with([4] * 15))
+    walked = fixture.walked()
+    middle = sharing.cut(walked, MEMBERS)[1][1]
+    order = fixture.order
+    bad = order[order.index(middle.after) + 2]
+    fixture.break_table(bad)
+    seen, walks, _ = fixture.walk_ranges(walked)
+    fixture.assert_read(seen, unreadable={bad})
+    assert [w.unreadable for w in walks] == [
+        [], [listing.Unreadable.project(bad)], []]
+
+
+@pytest.mark.parametrize('side', ['before the edge', 'after the edge'])
+def test_a_project_created_since_the_last_walk(serve, side):
+    fixture = SharedFixture(serve, dataset_with([5] * 12))
+    walked = fixture.walked()
+    edge = sharing.cut(walked, MEMBERS)[0][1].last
+    order = fixture.order
+    at = order.index(edge)
+    if side == 'before the edge':
+        new = new_project_between(order[at - 1], edge)
+    else:
+        new = new_project_between(edge, order[at + 1])
+    dataset = dict(fixture.dataset)
+    dataset[new] = tables(3, 11)
+    fixture.reload(dataset)
+    seen, walks, pages = fixture.walk_ranges(walked)
+    fixture.assert_read(seen)
+    assert sum(pages) <= whole_pages(serve, dataset) + 2
+
+
+@pytest.mark.parametrize('neighbours', [
+    (), ('before',), ('after',), ('before', 'after')])
+def test_a_boundary_project_deleted(serve, neighbours):
+    """The first range's last project is gone, and projects may have
+    been created on either side of where it was: each is read by the
+    range it is listed in, once."""
+    fixture = SharedFixture(serve, dataset_with([5] * 12))
+    walked = fixture.walked()
+    edge = sharing.cut(walked, MEMBERS)[0][1].last
+    order = fixture.order
+    at = order.index(edge)
+    dataset = dict(fixture.dataset)
+    del dataset[edge]
+    if 'before' in neighbours:
+        dataset[new_project_between(order[at - 1], edge)] = tables(3, 12)
+    if 'after' in neighbours:
+        dataset[new_project_between(edge, order[at + 1])] = tables(4, 13)
+    fixture.reload(dataset)
+    seen, walks, pages = fixture.walk_ranges(walked)
+    fixture.assert_read(seen)
+    assert not any(walk.unreadable for walk in walks)
+    # The page from its place is asked for only when projects created
+    # since wait for it (the second range starts with the same request).
+    extra = 1 if neighbours else 0
+    from_its_place = [q for path, q, _ in fixture.recorder.requests
+                      if 'last_evaluated_project=%s&' % edge in q]
+    assert len(from_its_place) == 1 + extra
+    assert sum(pages) <= whole_pages(serve, dataset) + 2 + extra
+
+
+def test_the_last_range_takes_in_projects_listed_after_all_known(serve):
+    fixture = SharedFixture(serve, dataset_with([5] * 9))
+    walked = fixture.walked()
+    dataset = dict(fixture.dataset)
+    dataset[new_project_between(fixture.order[-1], None)] = tables(3, 14)
+    fixture.reload(dataset)
+    seen, _, _ = fixture.walk_ranges(walked)
+    fixture.assert_read(seen)
+
+
+# Totals from every range
+
+def test_totals_merged_from_ranges_equal_one_walk():
+    def share(sums, tables, statuses, stuck):
+        return {'sums': sums, 'tables': tables, 'projects': 1,
+                'statuses': statuses, 'stuck': stuck}
+    metric_names = ('size', 'item_count')
+    parts = [share({'size': 10, 'item_count': 1}, 2,
+                   dict.fromkeys(metrics.STATUSES, 1), 1),
+             share({'size': 5, 'item_count': 2}, 3,
+                   dict(dict.fromkeys(metrics.STATUSES, 0), active=3), 0)]
+    merged = metrics.merged_shares(metric_names, parts)
+    assert merged['sums'] == {'size': 15, 'item_count': 3}
+    assert (merged['tables'], merged['projects'], merged['stuck']) == (5, 2,
+                                                                       1)
+    assert merged['statuses']['active'] == 4
+    parts[1]['sums']['size'] = None  # a table's size could not be read
+    parts[0]['statuses'] = None  # a project read without statuses
+    merged = metrics.merged_shares(metric_names, parts)
+    assert merged['sums'] == {'size': None, 'item_count': 3}
+    assert merged['statuses'] is None
+
+
+def _report(index, of=3, complete=True, cycle=7):
+    share = {'sums': {'size': 100 * (index + 1), 'item_count': index},
+             'tables': 10, 'projects': 2,
+             'statuses': dict(dict.fromkeys(metrics.STATUSES, 0),
+                              active=10), 'stuck': 0}
+    counts = dict.fromkeys(sharing.COUNTED, 1)
+    counts['projects_failed'] = 0 if complete else 1
+    return sharing.Report(cycle, index, of, complete, [['p%d' % index, 10]],
+                          share, counts, 100.0 * (index + 1))
+
+
+def _named(measurements):
+    return dict(((quantity.name,) + tuple(labels), value)
+                for quantity, labels, value in measurements)
+
+
+def test_the_cluster_cycle_sums_every_range():
+    settings = peers.make_settings()
+    result = sharing.cluster_cycle(settings, 7, [_report(i)
+                                                 for i in range(3)], 3)
+    assert result.problem == ''
+    sent = _named(result.measurements)
+    assert sent[(metrics.TOTAL['size'].name,)] == 600
+    assert sent[(metrics.TOTAL['tables'].name,)] == 30
+    assert sent[(metrics.COLLECTOR['projects_failed'].name,)] == 0
+    assert sent[(metrics.COLLECTOR['pages'].name,)] == 3
+    assert sent[(metrics.COLLECTOR['cycle_duration'].name,)] == 300.0
+    assert (metrics.COLLECTOR['cycles_completed'].name,) in sent
+
+
+@pytest.mark.parametrize('reports, problem', [
+    ([_report(0), _report(1)], '1 of the 3 ranges of cycle 7 were not '
+     'reported'),
+    ([_report(0), _report(1, complete=False), _report(2)],
+     '1 of the 3 ranges of cycle 7 could not be read whole'),
+])
+def test_totals_are_withheld_when_a_range_is_missing_or_failed(reports,
+                                                               problem):
+    result = sharing.cluster_cycle(peers.make_settings(), 7, reports, 3)
+    assert result.problem.startswith(problem)
+    sent = _named(result.measurements)
+    assert not [name for name in sent
+                if name[0] == metrics.TOTAL['tables'].name]
+    assert (metrics.COLLECTOR['cycles_failed'].name,) in sent
+
+
+def test_documents_round_trip_and_foreign_ones_are_ignored():
+    plan = sharing.Plan(5, [('a', listing.Range(None, 'p1')),
+                            ('b', listing.Range('p1', None))],
+                        [('p1', 3), ('p2', 4)])
+    assert sharing.Plan.from_document(
+        sharing.decode(sharing.encode(plan.document()))) == plan
+    report = _report(1)
+    assert sharing.Report.from_document(
+        sharing.decode(sharing.encode(report.document()))) == report
+    for blob in (b'', b'not ours', sharing.encode([1, 2]),
+                 sharing.encode({'format': 99})):
+        assert sharing.decode(blob) is None

@@ -179,7 +179,7 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         print('takeover after SIGKILL inside MagnetoDB: %.2fs' % takeover)
         assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
                             + peers.SCHEDULING_SLACK), takeover
-        _clear_gauges(statsd_daemon, prefix)
+        statsd_daemon.delete_gauges(prefix + '.')
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
         assert _listing_pollers(standby) == {standby.process.pid}
         for server in servers:
@@ -471,12 +471,6 @@ def _data_gauges(daemon, prefix):
             if '.collector.' not in name and '.health.' not in name}
 
 
-def _clear_gauges(daemon, prefix):
-    names = sorted(daemon.gauges(prefix + '.'))
-    for start in range(0, len(names), 200):
-        daemon.command('delgauges ' + ' '.join(names[start:start + 200]))
-
-
 def _by_resource(uris):
     """Projects a cycle read through their own resource."""
     prefix = mdb.MONITORING_PATH + '/'
@@ -668,7 +662,7 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         start = len(server.polled_cycles())
         cycles_started(start + 2)
         lines = _our_lines(server)[logged:]
-        _clear_gauges(statsd_daemon, prefix)
+        statsd_daemon.delete_gauges(prefix + '.')
         uris = cycles_started(start + 3)[start + 1]
         check(case, rows, uris, failed, down, lines)
         assert _our_lines(server)[logged + len(lines):] == []
@@ -678,7 +672,7 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         return uris, lines
 
     try:
-        _clear_gauges(statsd_daemon, prefix)
+        statsd_daemon.delete_gauges(prefix + '.')
         uris = cycles_started(3)[1]
         assert len(uris) == healthy
         lines = _our_lines(server)

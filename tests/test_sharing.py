@@ -9,6 +9,8 @@ and the listing be read once plus at most one page per range edge.
 
 import collections
 import random
+import signal
+import time
 
 import pytest
 
@@ -308,3 +310,151 @@ def test_documents_round_trip_and_foreign_ones_are_ignored():
     for blob in (b'', b'not ours', sharing.encode([1, 2]),
                  sharing.encode({'format': 99})):
         assert sharing.decode(blob) is None
+
+
+# Three hosts sharing the walk: real servers, redis, Etsy statsd
+
+FIXTURE = dict(projects=30, tables=20, big=(300,), seed=3)
+FIXTURE_OPTIONS = 'projects = 30\ntables = 20\nbig = 300\nseed = 3'
+INTERVAL = 2
+LOCK_TIMEOUT = 2
+
+
+@pytest.fixture
+def redis(tmp_path):
+    server = peers.RedisServer(str(tmp_path))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hosts(api_server, tmp_path, redis, statsd_daemon, prefix):
+    """``hosts(names)`` -> {name: APIServer}, each its own host, all
+    sharing the walk; their listing requests go to one request log."""
+    request_log = str(tmp_path / 'requests.log')
+    url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port, LOCK_TIMEOUT)
+
+    def start(names):
+        started = {}
+        for name in names:
+            conf = peers.statsd_section(
+                enabled='true', statsd_port=statsd_daemon.port,
+                metric_prefix=prefix, interval=INTERVAL, initial_delay=0,
+                monitoring_url='$api', healthcheck_url='$health',
+                lock_path=tmp_path / ('%s.lock' % name),
+                coordination_url=url, share_walk='true', host_name=name,
+                request_timeout=2)
+            started[name] = api_server(
+                conf, port=peers.free_port(),
+                fixture_options=FIXTURE_OPTIONS + '\nrequest_log = '
+                + request_log)
+        for api in started.values():
+            api.wait_ready()
+        return started
+    start.request_log = request_log
+    return start
+
+
+def _every_gauge(daemon, prefix, expected, timeout=60):
+    def arrived():
+        gauges = daemon.gauges(prefix + '.')
+        data = dict((k, v) for k, v in gauges.items()
+                    if '.collector.' not in k and '.health.' not in k)
+        return data if data == expected else None
+    return peers.wait_for(arrived, timeout=timeout, interval=0.5,
+                          message='every gauge, each right')
+
+
+def _walkers(request_log, since):
+    """The pids that read the listing since ``since``."""
+    return set(pid for _, pid in peers.polls(request_log, since))
+
+
+def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
+    expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
+                                     prefix)
+    started = hosts(['host-a', 'host-b', 'host-c'])
+    _every_gauge(statsd_daemon, prefix, expected)
+    since = time.time()
+    peers.wait_for(lambda: len(_walkers(hosts.request_log, since)) == 3,
+                   timeout=4 * INTERVAL + peers.SCHEDULING_SLACK,
+                   message='three hosts walking')
+    statsd_daemon.delete_gauges(prefix + '.')
+    _every_gauge(statsd_daemon, prefix, expected)
+    collector = prefix + '.collector.'
+    gauges = statsd_daemon.gauges(collector)
+    assert gauges[collector + 'tables'] == 30 * 20 + 300
+    assert gauges[collector + 'projects_failed'] == 0
+    for api in started.values():
+        assert 'Traceback' not in api.log
+
+
+def _planner(started):
+    """The name of the host whose process plans the shared walk now."""
+    def planning():
+        names = [name for name, api in started.items()
+                 if api.process.poll() is None
+                 and api.log.count('holds the cluster lock') >
+                 api.log.count('lost the cluster lock')]
+        return names[0] if len(names) == 1 else None
+    return peers.wait_for(planning, message='one planner')
+
+
+def _back_after(daemon, prefix, expected, event):
+    """Seconds from ``event`` until every table and project gauge has
+    arrived again (they were deleted at ``event``); then the totals."""
+    daemon.delete_gauges(prefix + '.')
+    ranges = dict((k, v) for k, v in expected.items()
+                  if '.totals.' not in k)
+
+    def arrived():
+        gauges = daemon.gauges(prefix + '.')
+        return all(gauges.get(k) == v for k, v in ranges.items())
+    peers.wait_for(arrived, timeout=60, interval=0.2,
+                   message='every table and project gauge again')
+    back = time.time() - event
+    _every_gauge(daemon, prefix, expected)
+    return back
+
+
+def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
+    expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
+                                     prefix)
+    started = hosts(['host-a', 'host-b'])
+    _every_gauge(statsd_daemon, prefix, expected)
+
+    # A host that joins walks a range from the next cycle on.
+    joined = time.time()
+    started.update(hosts(['host-c']))
+    new_pid = started['host-c'].process.pid
+    peers.wait_for(lambda: new_pid in _walkers(hosts.request_log, joined),
+                   timeout=3 * INTERVAL + peers.SCHEDULING_SLACK,
+                   message='the new host walking a range')
+    print('a host that joined walked after %.2fs' % (time.time() - joined))
+    assert _back_after(statsd_daemon, prefix, expected, time.time()) < 30
+
+    # A clean stop: the others read its range from the next cycle on.
+    planner = _planner(started)
+    leaving = [n for n in sorted(started) if n != planner][0]
+    started[leaving].process.send_signal(signal.SIGINT)
+    stopped = time.time()
+    peers.wait_exit(started.pop(leaving).process, 30)
+    back = _back_after(statsd_daemon, prefix, expected, stopped)
+    print('range of a host stopped cleanly read again after %.2fs' % back)
+    assert back <= 2 * INTERVAL + peers.SCHEDULING_SLACK, back
+
+    # A SIGKILL of the planner: the other takes the lock when it expires,
+    # and plans from the last plan's order.
+    planner = _planner(started)
+    survivor = [n for n in started if n != planner][0]
+    started[planner].process.kill()
+    killed = time.time()
+    back = _back_after(statsd_daemon, prefix, expected, killed)
+    print('range of a SIGKILLed planner read again after %.2fs' % back)
+    assert back <= LOCK_TIMEOUT + 2 * INTERVAL + peers.SCHEDULING_SLACK, back
+    since = time.time()
+    peers.wait_for(lambda: _walkers(hosts.request_log, since),
+                   message='a walk after the takeover')
+    assert _walkers(hosts.request_log, since) == set(
+        [started[survivor].process.pid])
+    assert 'Traceback' not in started[survivor].log

@@ -335,6 +335,12 @@ class StatsdDaemon(object):
         """``timeout``: the daemon formats a million gauges in 15 s."""
         return self._values('gauges', prefix, timeout)
 
+    def delete_gauges(self, prefix):
+        """Forget every gauge under ``prefix``, to see them arrive again."""
+        names = sorted(self.gauges(prefix))
+        for start in range(0, len(names), 200):
+            self.command('delgauges ' + ' '.join(names[start:start + 200]))
+
     def counters(self, prefix=''):
         return self._values('counters', prefix)
 

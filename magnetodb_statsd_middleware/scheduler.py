@@ -85,6 +85,8 @@ class Scheduler(object):
                 settings.coordination_url,
                 'magnetodb-statsd-%s' % settings.metric_prefix)
         self.shared = None
+        # (walking a range, ranges) of the last plan, None: no plan.
+        self._walking = None
         if settings.share_walk and self.cluster is not None:
             self.shared = sharing.SharedWalk(settings, self.cluster)
         self._stop = threading.Event()
@@ -246,6 +248,7 @@ class Scheduler(object):
         else:
             self.outages.succeeded(CLUSTER)
         part = plan.range_of(shared.member) if plan is not None else None
+        self._say_part(plan, part)
         if part is None:  # no range of this cycle is this host's
             self.clock.forget()
             return self._cycle(tables=False, cluster=figures).completed
@@ -258,6 +261,28 @@ class Scheduler(object):
             self.outages.failed(CLUSTER, '%s; the range this host walked '
                                 'is not reported' % exc)
         return result.completed
+
+    def _say_part(self, plan, part):
+        """Log when this host starts or stops walking a range, or the
+        number of ranges changes."""
+        state = (None if plan is None
+                 else (part is not None, len(plan.ranges)))
+        if state == self._walking:
+            return
+        self._walking = state
+        if part is not None:
+            LOG.info('pid %d walks a range of the listing shared by %d '
+                     'host%s', os.getpid(), len(plan.ranges),
+                     '' if len(plan.ranges) == 1 else 's')
+        elif plan is None:
+            LOG.info('pid %d walks no range this cycle: no plan came from '
+                     'the planner within %gs of the cycle\'s start',
+                     os.getpid(), sharing.plan_wait(self.settings.interval))
+        else:
+            LOG.info('pid %d walks no range this cycle: the plan (%d '
+                     'range%s) leaves it out until the next one',
+                     os.getpid(), len(plan.ranges),
+                     '' if len(plan.ranges) == 1 else 's')
 
     def _cycle(self, tables=True, bounds=None, cluster=()):
         return cycle.run_cycle(self.settings, self.outages,

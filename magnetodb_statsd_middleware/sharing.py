@@ -64,6 +64,11 @@ def until_next_cycle(interval, now=None):
     return (cycle_number(interval, now) + 1) * interval - now
 
 
+def plan_wait(interval):
+    """How long after a cycle's start a member waits for its plan."""
+    return min(PLAN_WAIT, interval / 2.0)
+
+
 def encode(document):
     """A document as tooz capabilities: compressed JSON bytes."""
     return zlib.compress(json.dumps(document, separators=(',', ':'))
@@ -163,8 +168,8 @@ class ClusterCycle(collections.namedtuple(
     __slots__ = ()
 
 
-def cluster_cycle(settings, cycle, reports, ranges):
-    """Totals and ``collector.*`` figures of ``cycle`` from its
+def cluster_cycle(settings, reports, ranges):
+    """Totals and ``collector.*`` figures of a cycle from its
     ``reports``; ``ranges``: how many the plan had (None when the plan was
     another planner's: the reports say)."""
     if not reports:
@@ -180,12 +185,12 @@ def cluster_cycle(settings, cycle, reports, ranges):
         setattr(counts, name, None if None in values else sum(values))
     problem = ''
     if missing:
-        problem = ('%d of the %d ranges of cycle %d were not reported (a '
-                   'host died, or its walk outlasted the interval)'
-                   % (missing, ranges, cycle))
+        problem = ('%d of the %d ranges of the last cycle were not '
+                   'reported (a host died or stopped, or its walk outlasted '
+                   'the interval)' % (missing, ranges))
     elif failed:
-        problem = ('%d of the %d ranges of cycle %d could not be read '
-                   'whole (their hosts log why)' % (failed, ranges, cycle))
+        problem = ('%d of the %d ranges of the last cycle could not be '
+                   'read whole (their hosts log why)' % (failed, ranges))
     measurements = []
     if not problem:
         share = metrics.merged_shares(settings.metrics,
@@ -244,8 +249,8 @@ class SharedWalk(object):
         ranges = (len(planned.ranges)
                   if planned is not None and planned.cycle == number - 1
                   else None)
-        result = cluster_cycle(self._settings, number - 1,
-                               list(reports.values()), ranges)
+        result = cluster_cycle(self._settings, list(reports.values()),
+                               ranges)
         if reports and not result.problem:
             walked = []
             for index in sorted(reports):
@@ -273,8 +278,8 @@ class SharedWalk(object):
         """The plan of cycle ``number`` (or a later one), or None when
         none came within :data:`PLAN_WAIT` of the cycle's start or
         ``stopping`` (an Event) is set. Raises CoordinationError."""
-        deadline = number * self._settings.interval + min(
-            PLAN_WAIT, self._settings.interval / 2.0)
+        deadline = (number * self._settings.interval
+                    + plan_wait(self._settings.interval))
         while True:
             plan = self._newest_plan()
             if plan is not None and plan.cycle >= number:

@@ -210,6 +210,13 @@ def test_label_options_from_an_oslo_config_file(conf, tmp_path):
     # The table and project parts cannot be cut below 10 characters.
     ({'metric_prefix': 'a' * 25, 'max_name_length': '64'},
      'max_name_length'),
+    # The hosts share the walk through the coordination backend, and each
+    # sees one range of the all-projects listing.
+    ({'share_walk': 'true'}, 'share_walk'),
+    ({'share_walk': 'true', 'coordination_url': 'redis://h:6379',
+      'projects': 'p1'}, 'share_walk'),
+    ({'share_walk': 'true', 'coordination_url': 'redis://h:6379',
+      'top_tables': '10'}, 'share_walk'),
 ])
 def test_options_that_contradict_each_other(conf, options, name):
     conf.config(group='statsd', enabled=True)

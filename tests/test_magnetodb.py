@@ -14,7 +14,9 @@ import json
 import os
 import random
 import re
+import signal
 import time
+import urllib.parse
 
 import pytest
 import redis as redis_client
@@ -75,11 +77,14 @@ def magnetodb(magnetodb_env, keystone, tmp_path):
     """``magnetodb(tables, **options)`` -> a ready MagnetoDBServer."""
     servers = []
 
-    def start(tables, **options):
+    def start(tables, data=None, **options):
+        """``data``: a data file to share with other servers, written
+        already; else one of its own is written."""
         workdir = tmp_path / ('magnetodb%d' % len(servers))
         workdir.mkdir()
-        data = str(workdir / 'data.json')
-        mdb.write_data(data, tables)
+        if data is None:
+            data = str(workdir / 'data.json')
+            mdb.write_data(data, tables)
         server = mdb.MagnetoDBServer(magnetodb_env, str(workdir), data,
                                      **options)
         servers.append(server)
@@ -187,6 +192,165 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
             assert 'coordination backend failed' not in server.log
     finally:
         redis.stop()
+
+
+SHARE_INTERVAL = 6
+
+
+def _shared_tables():
+    """About 4,500 tables over 150 projects, none of them alone a third."""
+    rng = random.Random(20)
+    tables = []
+    for _ in range(150):
+        tables += mdb.make_tables(rng, mdb.project_id(rng),
+                                  rng.randint(1, 58))
+    return tables
+
+
+def _rows_served(uris, order, active):
+    """Rows the listing and project requests in ``uris`` answered with,
+    as MagnetoDB pages ``order`` (``[(tenant, name)]``); ``active``:
+    ``{tenant: ACTIVE tables}``."""
+    at = {}
+    for index, (tenant, _) in enumerate(order):
+        at.setdefault(tenant, index)
+    rows = 0
+    for uri in uris:
+        path, _, query = uri.partition('?')
+        params = dict(urllib.parse.parse_qsl(query))
+        if path != mdb.MONITORING_PATH:
+            rows += active.get(urllib.parse.unquote(
+                path[len(mdb.MONITORING_PATH) + 1:]), 0)
+            continue
+        project = params.get('last_evaluated_project')
+        limit = int(params.get('limit', 1000))
+        if project is None:
+            rows += min(limit, len(order))
+            continue
+        # The project's own rows (all of them, or the one row asked for),
+        # then the projects after it up to the page size.
+        start = at[project]
+        own = sum(1 for tenant, _ in order[start:] if tenant == project)
+        if 'last_evaluated_table' in params:
+            own = 0  # the step-past row does not exist
+        after = len(order) - (start + sum(
+            1 for tenant, _ in order[start:] if tenant == project))
+        rows += own + min(max(1000 - own, 0), after)
+    return rows
+
+
+def _slot_end(interval, margin=0.5):
+    """Sleep until ``margin`` seconds before the next wall-clock cycle."""
+    now = time.time()
+    end = (int(now // interval) + 1) * interval - margin
+    if end <= now:
+        end += interval
+    time.sleep(end - now)
+
+
+def test_three_magnetodb_hosts_share_the_walk(
+        magnetodb, magnetodb_env, statsd_daemon, prefix, tmp_path):
+    """Three MagnetoDB 2015.1 servers as three hosts (each its own port
+    and host lock, one fake storage), one redis, Etsy statsd: with
+    share_walk each serves about a third of the listing, every gauge is
+    right, and a host that joins, dies or stops changes the ranges."""
+    redis = peers.RedisServer(str(tmp_path))
+    tables = _shared_tables()
+    data = str(tmp_path / 'shared.json')
+    mdb.write_data(data, tables)
+    expected = mdb.expected_gauges(tables, prefix)
+    url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
+                                               CLUSTER_LOCK_TIMEOUT)
+
+    def host(name):
+        port = peers.free_port()
+        options = _statsd_options(statsd_daemon, prefix, port, name)
+        options.update(coordination_url=url, share_walk='true',
+                       interval=SHARE_INTERVAL)
+        return magnetodb(tables, data=data, port=port, statsd=options)
+
+    try:
+        servers = dict((name, host(name)) for name in ('mdb-a', 'mdb-b'))
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+
+        # A host that joins takes a range from the next cycle on.
+        joined = time.time()
+        servers['mdb-c'] = host('mdb-c')
+        peers.wait_for(lambda: _listing_pollers(servers['mdb-c']),
+                       timeout=3 * SHARE_INTERVAL + peers.SCHEDULING_SLACK,
+                       message='the new host to walk a range')
+        print('joined host walking after %.1fs' % (time.time() - joined))
+
+        # Each of the three serves about a third of the rows.
+        tokens = magnetodb_env.tokens(set(t.tenant for t in tables))
+        order = mdb.listing_order(tables, tokens)
+        active = collections.Counter(t.tenant for t in tables
+                                     if t.status == 'ACTIVE')
+        _slot_end(SHARE_INTERVAL)
+        before = dict((n, len(s.polls())) for n, s in servers.items())
+        _slot_end(SHARE_INTERVAL)
+        _slot_end(SHARE_INTERVAL)
+        rows = dict((n, _rows_served([u for _, u in s.polls()[before[n]:]
+                                      if u.startswith(mdb.MONITORING_PATH)],
+                                     order, active) / 2.0)
+                    for n, s in servers.items())
+        print('rows served per host per cycle (%d tables): %s'
+              % (len(tables), sorted(rows.items())))
+        for served in rows.values():
+            assert 0.2 * len(tables) <= served <= 0.5 * len(tables), rows
+        # Once, plus at most one page of 1,000 rows per range edge.
+        assert sum(rows.values()) <= len(tables) + 2 * 1000, rows
+        statsd_daemon.delete_gauges(prefix + '.')
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+
+        # A SIGKILL: its range is read again once its membership expires.
+        planner = _magnetodb_planner(servers)
+        victim = sorted(n for n in servers if n != planner)[0]
+        servers.pop(victim).process.kill()
+        killed = time.time()
+        back = _tables_back(statsd_daemon, prefix, expected, killed)
+        print('range of a SIGKILLed host read again after %.1fs' % back)
+        assert back <= (CLUSTER_LOCK_TIMEOUT + 2 * SHARE_INTERVAL
+                        + peers.SCHEDULING_SLACK), back
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+
+        # A clean stop (Ctrl-C): its range goes to the other host at once.
+        planner = _magnetodb_planner(servers)
+        leaving = [n for n in servers if n != planner][0]
+        servers[leaving].process.send_signal(signal.SIGINT)
+        stopped = time.time()
+        back = _tables_back(statsd_daemon, prefix, expected, stopped)
+        print('range of a host stopped cleanly read again after %.1fs'
+              % back)
+        assert back <= 2 * SHARE_INTERVAL + peers.SCHEDULING_SLACK, back
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        for server in servers.values():
+            assert 'Traceback' not in server.log
+    finally:
+        redis.stop()
+
+
+def _magnetodb_planner(servers):
+    """The name of the server whose filter plans the shared walk now."""
+    def planning():
+        names = [name for name, server in servers.items()
+                 if server.process.poll() is None
+                 and server.log.count('holds the cluster lock')
+                 > server.log.count('lost the cluster lock')]
+        return names[0] if len(names) == 1 else None
+    return peers.wait_for(planning, timeout=60, message='one planner')
+
+
+def _tables_back(daemon, prefix, expected, event):
+    """Seconds from ``event`` until every table and project gauge, deleted
+    then, has arrived again."""
+    daemon.delete_gauges(prefix + '.')
+    ranges = dict((k, v) for k, v in expected.items()
+                  if '.totals.' not in k)
+    peers.wait_for(lambda: _data_gauges(daemon, prefix).keys()
+                   >= ranges.keys(), timeout=120, interval=0.5,
+                   message='every table and project gauge again')
+    return time.time() - event
 
 
 def _statsd_options(daemon, prefix, port, host):

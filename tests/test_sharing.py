@@ -270,8 +270,8 @@ def _named(measurements):
 
 def test_the_cluster_cycle_sums_every_range():
     settings = peers.make_settings()
-    result = sharing.cluster_cycle(settings, 7, [_report(i)
-                                                 for i in range(3)], 3)
+    result = sharing.cluster_cycle(settings, [_report(i) for i in range(3)],
+                                   3)
     assert result.problem == ''
     sent = _named(result.measurements)
     assert sent[(metrics.TOTAL['size'].name,)] == 600
@@ -283,14 +283,14 @@ def test_the_cluster_cycle_sums_every_range():
 
 
 @pytest.mark.parametrize('reports, problem', [
-    ([_report(0), _report(1)], '1 of the 3 ranges of cycle 7 were not '
-     'reported'),
+    ([_report(0), _report(1)], '1 of the 3 ranges of the last cycle were '
+     'not reported'),
     ([_report(0), _report(1, complete=False), _report(2)],
-     '1 of the 3 ranges of cycle 7 could not be read whole'),
+     '1 of the 3 ranges of the last cycle could not be read whole'),
 ])
 def test_totals_are_withheld_when_a_range_is_missing_or_failed(reports,
                                                                problem):
-    result = sharing.cluster_cycle(peers.make_settings(), 7, reports, 3)
+    result = sharing.cluster_cycle(peers.make_settings(), reports, 3)
     assert result.problem.startswith(problem)
     sent = _named(result.measurements)
     assert not [name for name in sent

@@ -172,10 +172,16 @@ def cluster_cycle(settings, reports, ranges):
     """Totals and ``collector.*`` figures of a cycle from its
     ``reports``; ``ranges``: how many the plan had (None when the plan was
     another planner's: the reports say)."""
-    if not reports:
-        return ClusterCycle([], '')
     if ranges is None:
+        if not reports:
+            return ClusterCycle([], '')  # no plan known, nothing to say
         ranges = max(report.of for report in reports)
+    if not reports:  # no figure to send but the failure
+        return ClusterCycle(
+            [(metrics.COLLECTOR['cycles_failed'], metrics.NO_LABELS, 1)],
+            'none of the %d ranges of the last cycle were reported (the '
+            'hosts died or stopped, or their walks outlasted the '
+            'interval)' % ranges)
     indexes = set(report.index for report in reports)
     missing = ranges - len(indexes)
     failed = len([r for r in reports if not r.complete])
@@ -185,6 +191,9 @@ def cluster_cycle(settings, reports, ranges):
         setattr(counts, name, None if None in values else sum(values))
     problem = ''
     if missing:
+        # What the missing ranges would have found is not known; the rest
+        # is what the cycle saw, as in a walk by one host that failed.
+        counts.projects_failed = None
         problem = ('%d of the %d ranges of the last cycle were not '
                    'reported (a host died or stopped, or its walk outlasted '
                    'the interval)' % (missing, ranges))
@@ -236,6 +245,10 @@ class SharedWalk(object):
         """As the planner at the start of cycle ``number``: ``(the
         ClusterCycle of the cycle before, the Plan published)``. Raises
         CoordinationError."""
+        planned = self._planned
+        if planned is not None and planned.cycle == number:
+            # Planned already (a retry within the cycle): said and sent.
+            return ClusterCycle([], ''), planned
         documents = self._cluster.documents(self.members_group,
                                             self._timeout())
         reports = {}
@@ -245,7 +258,6 @@ class SharedWalk(object):
             report = Report.from_document(decode(blob))
             if report is not None and report.cycle == number - 1:
                 reports[report.index] = report
-        planned = self._planned
         ranges = (len(planned.ranges)
                   if planned is not None and planned.cycle == number - 1
                   else None)

@@ -296,6 +296,17 @@ def test_totals_are_withheld_when_a_range_is_missing_or_failed(reports,
     assert not [name for name in sent
                 if name[0] == metrics.TOTAL['tables'].name]
     assert (metrics.COLLECTOR['cycles_failed'].name,) in sent
+    failed = sent.get((metrics.COLLECTOR['projects_failed'].name,))
+    assert failed == (None if len(reports) < 3 else 1)
+
+
+def test_a_cycle_nobody_reported_is_failed_not_zero():
+    result = sharing.cluster_cycle(peers.make_settings(), [], 3)
+    assert result.problem.startswith('none of the 3 ranges')
+    sent = _named(result.measurements)
+    assert list(sent) == [(metrics.COLLECTOR['cycles_failed'].name,)]
+    assert sharing.cluster_cycle(peers.make_settings(), [], None) == (
+        sharing.ClusterCycle([], ''))
 
 
 def test_documents_round_trip_and_foreign_ones_are_ignored():

@@ -207,15 +207,25 @@ class ClusterLock(object):
             raise CoordinationError(self._redacted(exc))
 
     def release(self, timeout):
-        """Hand the lock over at once (clean stop), waiting at most
-        ``timeout`` seconds for a backend that may be gone (the lock then
-        expires by itself)."""
+        """Hand the lock over and leave the groups at once (clean stop),
+        waiting at most ``timeout`` seconds for a backend that may be gone
+        (the lock and the membership then expire by themselves).
+
+        At the process's exit, tooz 1.x and later may no longer run what
+        they hand to their executor (leaving a group is): the lock, which
+        they release directly, comes first.
+        """
         def call():
             try:
                 if self.holding:
                     self._lock.release()
             except Exception:  # the backend may be gone
                 pass
+            for name in list(self._joined):
+                try:
+                    self._coordinator.leave_group(name).get()
+                except Exception:  # gone, or not joined any more
+                    pass
             self._drop()
         runtime.join(runtime.spawn(call, 'magnetodb-statsd-release'),
                      timeout)

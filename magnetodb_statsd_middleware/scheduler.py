@@ -228,7 +228,7 @@ class Scheduler(object):
         try:
             was_planner = self.cluster.holding
             planner = self._cluster_held()
-            shared.join()
+            shared.join(number)
             if planner:
                 last, plan = shared.plan(number)
                 figures = last.measurements

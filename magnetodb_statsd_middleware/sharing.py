@@ -8,8 +8,8 @@ share each cycle's walk through the coordination backend, in two tooz
 groups:
 
 * the *members* group, which every sharing process joins; its
-  capabilities are the member's :class:`Report` of the last cycle it
-  walked;
+  capabilities say which cycle the member last took part in, with its
+  :class:`Report` of the last range it walked;
 * the *plan* group, which only the holder of the cluster lock (the
   planner) joins; its capabilities are the :class:`Plan` of the cycle.
 
@@ -23,10 +23,12 @@ equal numbers of tables. Each member waits at most :data:`PLAN_WAIT`
 seconds for that plan, walks its range through its own ``monitoring_url``
 (:class:`~.listing.Walk` with a :class:`~.listing.Range`), sends its
 range's table and project gauges, and publishes its report. Ranges never
-overlap, so a table is sent at most once per cycle; a member that dies is
-left out of the plans once its membership expires (the coordination
-timeout). With no order known (the very first cycle) the planner walks
-alone, and that walk sets the order.
+overlap, so a table is sent at most once per cycle. A member that did not
+take part in the cycle before (it stopped or died, or was still walking)
+is left out of the plan, whether or not the backend has noticed yet: a
+clean stop cannot always leave a group, since tooz may no longer run its
+executor at the process's exit. With no order known (the very first
+cycle) the planner walks alone, and that walk sets the order.
 """
 
 import collections
@@ -225,7 +227,8 @@ class SharedWalk(object):
         self._walked = None  # the last complete walk, if planned here
         self._planned = None  # the plan made here for the last cycle
         self._report = None  # this member's last report
-        self.last_cycle = None  # the last cycle this member took part in
+        self.last_cycle = None  # the last cycle this member walked in
+        self._alive = None  # the last cycle this member said it was in
 
     @property
     def member(self):
@@ -234,10 +237,13 @@ class SharedWalk(object):
     def _timeout(self):
         return self._settings.request_timeout
 
-    def join(self):
-        """Be a member (again): publish this member's last report."""
+    def join(self, number):
+        """Be a member in cycle ``number``: publish that, with this
+        member's last report."""
+        self._alive = number
         document = (self._report.document() if self._report is not None
                     else {'format': FORMAT})
+        document['alive'] = number
         self._cluster.publish(self.members_group, encode(document),
                               self._timeout())
 
@@ -254,8 +260,10 @@ class SharedWalk(object):
         reports = {}
         members = set([self.member])
         for member, blob in documents.items():
-            members.add(member)
-            report = Report.from_document(decode(blob))
+            document = decode(blob)
+            if (document or {}).get('alive', -1) >= number - 1:
+                members.add(member)
+            report = Report.from_document(document)
             if report is not None and report.cycle == number - 1:
                 reports[report.index] = report
         ranges = (len(planned.ranges)
@@ -320,5 +328,5 @@ class SharedWalk(object):
             [list(pair) for pair in result.walked], result.share,
             dict((name, getattr(result.counts, name)) for name in COUNTED),
             result.duration_ms)
-        self.join()
+        self.join(self._alive)
 

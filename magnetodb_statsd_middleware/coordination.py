@@ -216,6 +216,13 @@ class ClusterLock(object):
         they release directly, comes first.
         """
         def call():
+            # No more beats: the membership expires within the timeout
+            # even if the groups cannot be left.
+            if isinstance(self._lock, KiloRedisLock):
+                self._lock.drop()
+            heart = getattr(self._coordinator, 'heart', None)
+            if heart is not None:
+                heart.stop()
             try:
                 if self.holding:
                     self._lock.release()

@@ -322,7 +322,9 @@ def test_three_magnetodb_hosts_share_the_walk(
         back = _tables_back(statsd_daemon, prefix, expected, stopped)
         print('range of a host stopped cleanly read again after %.1fs'
               % back)
-        assert back <= 2 * SHARE_INTERVAL + peers.SCHEDULING_SLACK, back
+        # The cycle in flight and the next one miss its range; the one
+        # after reads it (one host walks everything then).
+        assert back <= 3 * SHARE_INTERVAL + peers.SCHEDULING_SLACK, back
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
         for server in servers.values():
             assert 'Traceback' not in server.log

@@ -23,14 +23,21 @@ User-Agent, so with ``MAGNETODB_TEST_ACCESS_LOG`` set, the app given to
 ``eventlet.wsgi.server`` is wrapped to append ``<pid> GET /path?query
 HTTP/1.1 "User-Agent"`` for each request to that file: the line gunicorn
 writes through its own access log, configured by the test's
-``gunicorn.conf.py``.
+``gunicorn.conf.py``. With ``MAGNETODB_TEST_REQUEST_TIMES`` set too,
+each request also appends ``<pid> <start> <end> <status> <rows> <path?query>
+"User-Agent"`` to that file when its answer is ready: the wall-clock
+times it was received and answered, and the rows of a JSON list answer
+(counted as its ``"tenant": `` keys), for the benchmarks' cycle timings.
 """
 
 import os
 import sys
+import time
 
 DATA_ENV = 'MAGNETODB_FAKE_DATA'
 ACCESS_LOG_ENV = 'MAGNETODB_TEST_ACCESS_LOG'
+REQUEST_TIMES_ENV = 'MAGNETODB_TEST_REQUEST_TIMES'
+ROW_KEY = b'"tenant": '
 
 
 def _install_cluster(module):
@@ -47,32 +54,57 @@ class _RequestRecorder(object):
     """WSGI wrapper: one line a request, as gunicorn's access log writes it
     with ``access_log_format = '%(p)s %(r)s "%(a)s"'``."""
 
-    def __init__(self, app, path):
+    def __init__(self, app, path, times_path=None):
         self.app = app
         self.path = path
+        self.times_path = times_path
 
     def __call__(self, environ, start_response):
+        received = time.time()
         uri = environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')
         if environ.get('QUERY_STRING'):
             uri += '?' + environ['QUERY_STRING']
-        line = '<%d> %s %s %s "%s"\n' % (
+        agent = environ.get('HTTP_USER_AGENT', '-')
+        _append(self.path, '<%d> %s %s %s "%s"\n' % (
             os.getpid(), environ['REQUEST_METHOD'], uri,
-            environ.get('SERVER_PROTOCOL', '-'),
-            environ.get('HTTP_USER_AGENT', '-'))
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            environ.get('SERVER_PROTOCOL', '-'), agent))
+        if not self.times_path:
+            return self.app(environ, start_response)
+        statuses = []
+
+        def start(status, headers, exc_info=None):
+            statuses.append(status.split(' ', 1)[0])
+            return start_response(status, headers, exc_info)
+
+        answer = self.app(environ, start)
         try:
-            os.write(fd, line)
+            body = list(answer)
         finally:
-            os.close(fd)
-        return self.app(environ, start_response)
+            if hasattr(answer, 'close'):
+                answer.close()
+        rows = sum(chunk.count(ROW_KEY) for chunk in body)
+        _append(self.times_path, '%d %.6f %.6f %s %d %s "%s"\n' % (
+            os.getpid(), received, time.time(),
+            statuses[-1] if statuses else '-', rows, uri, agent))
+        return body
+
+
+def _append(path, line):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def _install_request_recorder(module):
     serve = module.server
     path = os.environ[ACCESS_LOG_ENV]
+    times_path = os.environ.get(REQUEST_TIMES_ENV)
 
     def server(sock, site, *args, **kwargs):
-        return serve(sock, _RequestRecorder(site, path), *args, **kwargs)
+        return serve(sock, _RequestRecorder(site, path, times_path), *args,
+                     **kwargs)
 
     module.server = server
 

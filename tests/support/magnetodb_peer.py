@@ -306,6 +306,11 @@ def add_statsd_filter(ini):
 
 Request = collections.namedtuple('Request', 'pid method uri agent')
 _ACCESS_LINE = re.compile(r'^<(\d+)> (\S+) (\S+) \S+ "(.*)"$')
+# A request answered: wall-clock times received and answered, the HTTP
+# status, the rows of a JSON list answer.
+TimedRequest = collections.namedtuple(
+    'TimedRequest', 'pid received answered status rows uri agent')
+_TIMES_LINE = re.compile(r'^(\d+) (\S+) (\S+) (\S+) (\d+) (\S+) "(.*)"$')
 
 
 class MagnetoDBServer:
@@ -323,11 +328,13 @@ class MagnetoDBServer:
 
     Every request served is recorded with its User-Agent in
     ``access.log``: by gunicorn's own access log, or by the test
-    instrumentation of ``tests/magnetodb/sitecustomize.py``.
+    instrumentation of ``tests/magnetodb/sitecustomize.py``; with
+    ``request_times`` (eventlet mode), also with its times and rows in
+    ``request-times.log`` (see :meth:`timed_requests`).
     """
 
     def __init__(self, env, workdir, data_path, mode='eventlet',
-                 statsd=None, workers=3, port=None):
+                 statsd=None, workers=3, port=None, request_times=False):
         self.env = env
         self.mode = mode
         self.workdir = workdir
@@ -335,6 +342,7 @@ class MagnetoDBServer:
         self.port = port or peers.free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.access_log = os.path.join(workdir, 'access.log')
+        self.times_log = os.path.join(workdir, 'request-times.log')
         self.etc = os.path.join(workdir, 'etc')
         shutil.copytree(env.etc, self.etc)
         gunicorn = mode == 'gunicorn'
@@ -369,6 +377,8 @@ class MagnetoDBServer:
             script = 'magnetodb-api-server-gunicorn'
         else:
             environ['MAGNETODB_TEST_ACCESS_LOG'] = self.access_log
+            if request_times:
+                environ['MAGNETODB_TEST_REQUEST_TIMES'] = self.times_log
             script = 'magnetodb-api-server'
         self.log_path = os.path.join(workdir, 'server.log')
         self._log = open(self.log_path, 'w')
@@ -419,6 +429,18 @@ class MagnetoDBServer:
         with open(self.access_log, errors='replace') as f:
             found = [_ACCESS_LINE.match(line.rstrip('\n')) for line in f]
         return [Request(int(m.group(1)), m.group(2), m.group(3), m.group(4))
+                for m in found if m]
+
+    def timed_requests(self):
+        """Every request recorded in ``request-times.log`` (the server was
+        started with ``request_times``), in the order answered."""
+        if not os.path.exists(self.times_log):
+            return []
+        with open(self.times_log, errors='replace') as f:
+            found = [_TIMES_LINE.match(line.rstrip('\n')) for line in f]
+        return [TimedRequest(int(m.group(1)), float(m.group(2)),
+                             float(m.group(3)), m.group(4), int(m.group(5)),
+                             m.group(6), m.group(7))
                 for m in found if m]
 
     def polls(self):

@@ -36,18 +36,23 @@ setuptools.setup(
             'PasteDeploy>=1.5.2',
         ],
         # One emitter per cluster (coordination_url); add the backend's
-        # client library, e.g. redis for redis://. On 2.7, tooz's Kilo
-        # line with the redis client of its time: it fits MagnetoDB
-        # 2015.1's pins (tooz 0.16+ and 1.x upgrade its oslo.utils and
-        # stevedore, and MagnetoDB no longer starts).
+        # client library, e.g. redis for redis://, pymemcache for
+        # memcached://. On 2.7, tooz's Kilo line with the clients of its
+        # time: it fits MagnetoDB 2015.1's pins (tooz 0.16+ and 1.x
+        # upgrade its oslo.utils and stevedore, and MagnetoDB no longer
+        # starts), and tooz 0.15's memcached client fails on pymemcache 2+
+        # (which tooz itself would install).
         'coordination': [
             'tooz>=0.13.3,<0.16; python_version < "3"',
             'redis>=2.10,<3; python_version < "3"',
+            'pymemcache>=1.2,<2; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
         ],
         'test': [
             'redis>=2.10,<3; python_version < "3"',
             'redis>=4; python_version >= "3"',
+            'pymemcache>=1.2,<2; python_version < "3"',
+            'pymemcache>=3.5; python_version >= "3"',
             'tooz>=0.13.3,<0.16; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
             'gunicorn>=19.3',

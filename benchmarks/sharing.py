@@ -36,9 +36,8 @@ from benchmarks import common
 from magnetodb_statsd_middleware import compat
 from tests.support import peers
 
-# False until share_walk is merged (the filter refuses an option it does
-# not know); then True, and case B is three hosts sharing the walk.
-SHARE_WALK = False
+# Case B: three hosts sharing the walk (False: three hosts, one walks).
+SHARE_WALK = True
 
 TABLES = 20000
 # Shorter than the default 60 s to keep a case within about 3 minutes;

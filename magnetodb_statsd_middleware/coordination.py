@@ -5,7 +5,8 @@ listing makes MagnetoDB read statistics of every table from Cassandra: N
 hosts would multiply that load by N. With ``coordination_url`` set, only
 the process holding the cluster lock reads and sends table metrics; a
 heartbeat keeps the lock alive, and a holder that dies loses it when the
-backend's lock timeout expires (``?timeout=N`` in a redis URL).
+backend's lock timeout expires (``?timeout=N`` in a redis or memcached
+URL).
 
 When the backend cannot be reached, or the lock cannot be shown to be
 still ours, this process stands down: table metrics are sent only while
@@ -19,6 +20,7 @@ tooz is an optional extra: ``pip install
 import functools
 import os
 import socket
+import sys
 import threading
 import time
 
@@ -110,7 +112,8 @@ class ClusterLock(object):
         if self._coordinator is None:
             coordinator = self._tooz.get_coordinator(self._url, self._member)
             self._coordinator = coordinator
-            self._lock = _started_lock(coordinator, self._name)
+            self._lock = _started_lock(coordinator, self._name,
+                                       self._member)
             self._joined = set()
         return self._coordinator
 
@@ -218,7 +221,7 @@ class ClusterLock(object):
         def call():
             # No more beats: the membership expires within the timeout
             # even if the groups cannot be left.
-            if isinstance(self._lock, KiloRedisLock):
+            if isinstance(self._lock, (KiloRedisLock, MemcachedLock)):
                 self._lock.drop()
             heart = getattr(self._coordinator, 'heart', None)
             if heart is not None:
@@ -240,7 +243,7 @@ class ClusterLock(object):
     def _drop(self):
         coordinator, self._coordinator = self._coordinator, None
         lock, self._lock = self._lock, None
-        if isinstance(lock, KiloRedisLock):
+        if isinstance(lock, (KiloRedisLock, MemcachedLock)):
             lock.drop()
         self.holding = False
         self._joined = set()
@@ -251,25 +254,38 @@ class ClusterLock(object):
                 pass
 
 
-def _started_lock(coordinator, name):
+def _started_lock(coordinator, name, member):
     """Start ``coordinator`` and return its lock ``name``, kept alive.
 
     tooz 1.x and later beat in a heart thread of their own. On CPython 2.7
     the tooz that fits MagnetoDB 2015.1's pins is the Kilo line (0.13-0.15,
     no ``requires_beating``), whose redis lock needs :class:`KiloRedisLock`.
+    memcached's lock needs :class:`MemcachedLock` on every line.
     """
-    if not hasattr(coordinator, 'requires_beating'):
+    kilo = not hasattr(coordinator, 'requires_beating')
+    if kilo:
         coordinator.start()
+    else:
+        coordinator.start(start_heart=False)
+    if _is_memcached(coordinator):
+        return MemcachedLock(coordinator, coordinator.get_lock(name).name,
+                             member)
+    if kilo:
         lock = KiloRedisLock(coordinator.get_lock(name))
         KiloHeart(coordinator, lock).start()
         return lock
-    coordinator.start(start_heart=False)
     if coordinator.requires_beating:
         # Our kind of thread: a Ctrl-C landing in it still reaches the
         # server.
         coordinator.heart.start(thread_cls=functools.partial(
             runtime.new_thread, name='magnetodb-statsd-heart'))
     return coordinator.get_lock(name)
+
+
+def _is_memcached(coordinator):
+    driver = sys.modules.get('tooz.drivers.memcached')
+    return driver is not None and isinstance(coordinator,
+                                             driver.MemcachedDriver)
 
 
 class KiloHeart(object):
@@ -318,7 +334,7 @@ class KiloRedisLock(object):
         if not hasattr(self._redis_lock, 'local'):
             raise CoordinationError(
                 'this tooz release (before 1.0) is supported with the '
-                'redis:// backend only')
+                'redis:// and memcached:// backends only')
         self._token = None
         self._heart = None
         self._beating = threading.Event()
@@ -391,3 +407,151 @@ class KiloRedisLock(object):
                 time.sleep(pause)
 
         self._heart = runtime.spawn(beat, 'magnetodb-statsd-heart')
+
+
+class MemcachedLock(object):
+    """tooz's memcached lock, renewed and released only while it is ours.
+
+    tooz renews its memcached lock with ``touch``, which does not ask
+    whose the key is: a holder that lost the lock (stalled past the
+    timeout, or the key evicted) goes on renewing its successor's lock
+    from its heartbeat, and once that successor dies the lock never
+    expires and nobody sends table metrics again. Its Kilo line
+    (0.13-0.15) also has no ``is_still_owner`` and no heart thread, and
+    its release deletes the key whoever holds it. Here the key is tooz's
+    own (hosts on either line share one lock), taken with ``add``, and
+    renewed or released with ``gets``/``cas`` only while it holds our
+    member id. A heart of ours beats every third of the shorter of the
+    lock and membership timeouts: the group membership
+    (``coordinator.heartbeat()``) always, the lock while held, each back
+    to its full timeout, never beyond. memcached counts whole seconds: a
+    key set to live N seconds lives N-1 to N, so the timeout must be 2 or
+    more.
+    """
+
+    def __init__(self, coordinator, key, member):
+        from pymemcache.client import base
+        if min(coordinator.lock_timeout, coordinator.membership_timeout) < 2:
+            raise CoordinationError(
+                'memcached counts whole seconds: its lock and membership '
+                'timeouts must be 2 or more')
+        if type(coordinator.client) is base.Client:
+            # tooz 0.13 shares one plain client, one socket, between its
+            # executor, our heart and our cycles: one command at a time.
+            coordinator.client = _SerializedClient(coordinator.client)
+        self._coordinator = coordinator
+        self._key = key
+        self._member = member
+        self._timeout = coordinator.lock_timeout
+        self._translated = _memcached_failures()
+        # Our cycle's calls and our heart's: one gets/cas at a time, or
+        # each would see the other's cas as a change of owner.
+        self._one_at_a_time = threading.Lock()
+        self._holding = threading.Event()
+        self._stopped = threading.Event()
+        self._heart = runtime.spawn(self._beat, 'magnetodb-statsd-heart')
+
+    def acquire(self, blocking=False):
+        """Take the lock if it is free or already ours; never waits
+        (``blocking`` is tooz's signature): the cycle asks again."""
+        with self._one_at_a_time:
+            held = (self._call('add', self._key, self._member,
+                               expire=self._timeout, noreply=False)
+                    or self._renewed())
+        if held:
+            self._holding.set()
+        return held
+
+    def is_still_owner(self):
+        """Whether the key still holds our member id; resets its expiry
+        to the lock timeout."""
+        with self._one_at_a_time:
+            held = self._renewed()
+        if not held:
+            self._holding.clear()
+        return held
+
+    def release(self):
+        self._holding.clear()
+        with self._one_at_a_time:
+            value, cas = self._call('gets', self._key)
+            if value != self._member:
+                return False
+            # A negative expiry expires the key at once: a delete that
+            # happens only if the key is still ours.
+            return bool(self._call('cas', self._key, self._member, cas,
+                                   expire=-1, noreply=False))
+
+    def drop(self):
+        """The coordinator is being stopped: every beat ends."""
+        self._holding.clear()
+        self._stopped.set()
+
+    def _renewed(self):
+        value, cas = self._call('gets', self._key)
+        return value == self._member and bool(self._call(
+            'cas', self._key, self._member, cas, expire=self._timeout,
+            noreply=False))
+
+    def _call(self, command, *args, **kwargs):
+        """One client command, failing as tooz's own calls fail (an outage
+        reads the same whichever call met it first). A connection that
+        memcached closed fails once, then the client opens a new one: so
+        a failed command is tried once more."""
+        from tooz import coordination
+        call = self._translated(getattr(self._coordinator.client, command))
+        try:
+            return call(*args, **kwargs)
+        except coordination.ToozConnectionError:
+            return call(*args, **kwargs)
+
+    def _beat(self):
+        pause = max(min(self._timeout,
+                        self._coordinator.membership_timeout) / 3.0, 0.1)
+        while not self._stopped.wait(pause):
+            try:
+                self._coordinator.heartbeat()
+                if self._holding.is_set():
+                    self.is_still_owner()
+            except Exception:  # the next cycle's check logs it
+                pass
+
+
+def _memcached_failures():
+    """The decorator with which tooz's memcached driver turns client
+    errors into its own (0.15 and later). tooz 0.13 turns those of
+    ``start`` only, all into ToozConnectionError: so do we."""
+    from tooz import coordination
+    from tooz.drivers import memcached
+    translated = getattr(memcached, '_translate_failures', None)
+    if translated is not None:
+        return translated
+
+    def translated(call):
+        def translating(*args, **kwargs):
+            try:
+                return call(*args, **kwargs)
+            except coordination.ToozError:
+                raise
+            except Exception as exc:
+                raise coordination.ToozConnectionError(compat.to_text(exc))
+        return translating
+    return translated
+
+
+class _SerializedClient(object):
+    """A pymemcache client whose commands run one at a time."""
+
+    def __init__(self, client):
+        self._client = client
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def serialized(*args, **kwargs):
+            with self._lock:
+                return attribute(*args, **kwargs)
+        return serialized

@@ -1,7 +1,9 @@
-"""One emitter per cluster through tooz, against a real redis-server."""
+"""One emitter per cluster through tooz, against a real redis-server and
+a real memcached."""
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,18 +18,56 @@ INTERVAL = 1
 LOCK_TIMEOUT = 2
 
 
-@pytest.fixture
-def redis(tmp_path):
-    server = peers.RedisServer(str(tmp_path))
-    yield server
-    server.stop()
+class Backend(object):
+    """A real tooz backend server, and what a test reads in it."""
+
+    def __init__(self, scheme, workdir):
+        self.scheme = scheme
+        self.server = (peers.RedisServer if scheme == 'redis'
+                       else peers.MemcachedServer)(workdir)
+        if scheme == 'redis':
+            import redis as redis_client
+            self._redis = redis_client.StrictRedis(port=self.server.port)
+
+    def url(self, timeout=LOCK_TIMEOUT):
+        return '%s://127.0.0.1:%d?timeout=%d' % (self.scheme,
+                                                 self.server.port, timeout)
+
+    def _lock_key(self, name):
+        if self.scheme == 'memcached':
+            return b'__TOOZ_LOCK_' + name.encode('ascii')  # tooz's name
+        keys = self._redis.keys('*%s*' % name)
+        return keys[0] if keys else None
+
+    def lock_ttl(self, name):
+        """The seconds lock ``name`` has left, None when it is free."""
+        key = self._lock_key(name)
+        if key is None:
+            return None
+        if self.scheme == 'memcached':
+            return self.server.ttl(key)
+        ttl = self._redis.pttl(key)
+        return ttl / 1000.0 if ttl >= 0 else None
+
+    def evict(self, name):
+        """Take lock ``name`` from whoever holds it, as a memcached that
+        evicted it or a stall past its timeout would."""
+        key = self._lock_key(name)
+        if self.scheme == 'memcached':
+            self.server.command(b'delete ' + key)
+        else:
+            self._redis.delete(key)
 
 
-def _host(api_server, tmp_path, redis, daemon, prefix, name, request_log,
-          url=None):
+@pytest.fixture(params=['redis', 'memcached'])
+def backend(request, tmp_path):
+    backend = Backend(request.param, str(tmp_path))
+    yield backend
+    backend.server.stop()
+
+
+def _host(api_server, tmp_path, daemon, prefix, name, request_log, url):
     """One 'host': an eventlet API server with its own host lock."""
-    url = url or 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
-                                                      LOCK_TIMEOUT)
     conf = peers.statsd_section(
         enabled='true', statsd_port=daemon.port, metric_prefix=prefix,
         interval=INTERVAL, monitoring_url='$api',
@@ -39,11 +79,11 @@ def _host(api_server, tmp_path, redis, daemon, prefix, name, request_log,
 
 
 @pytest.fixture
-def cluster(api_server, tmp_path, redis, statsd_daemon, prefix):
+def cluster(api_server, tmp_path, statsd_daemon, prefix):
     request_log = str(tmp_path / 'requests.log')
 
-    def start(names=('host-a', 'host-b'), url=None):
-        hosts = {name: _host(api_server, tmp_path, redis, statsd_daemon,
+    def start(url, names=('host-a', 'host-b')):
+        hosts = {name: _host(api_server, tmp_path, statsd_daemon,
                              prefix, name, request_log, url)
                  for name in names}
         for api in hosts.values():
@@ -66,8 +106,8 @@ def _leader(request_log):
 
 
 def test_one_emitter_in_the_cluster_and_health_from_every_host(
-        cluster, statsd_daemon, prefix):
-    hosts, request_log = cluster()
+        cluster, backend, statsd_daemon, prefix):
+    hosts, request_log = cluster(backend.url())
     since = time.time()
     leader = _leader(request_log)
     peers.wait_for(lambda: len(peers.polls(request_log, since)) >= 4,
@@ -81,8 +121,8 @@ def test_one_emitter_in_the_cluster_and_health_from_every_host(
     assert statsd_daemon.gauges(prefix + '.totals.')
 
 
-def test_sigkill_of_the_leader_fails_over_within_the_bound(cluster):
-    hosts, request_log = cluster()
+def test_sigkill_of_the_leader_fails_over_within_the_bound(cluster, backend):
+    hosts, request_log = cluster(backend.url())
     leader = _leader(request_log)
     os.kill(leader, signal.SIGKILL)
     killed = time.time()
@@ -92,16 +132,16 @@ def test_sigkill_of_the_leader_fails_over_within_the_bound(cluster):
     # interval, and its first listing request follows at once.
     assert failover <= LOCK_TIMEOUT + INTERVAL + peers.SCHEDULING_SLACK, \
         failover
-    print('cluster failover after SIGKILL: %.2fs' % failover)
+    print('cluster failover after SIGKILL (%s): %.2fs'
+          % (backend.scheme, failover))
 
 
-def test_a_clean_stop_hands_over_at_once(cluster, redis):
+def test_a_clean_stop_hands_over_at_once(cluster, backend):
     # A lock timeout long enough to tell a handover within one retry
     # interval from a lock that was left to expire, even on a loaded
     # machine.
     lock_timeout = INTERVAL + 2 * peers.SCHEDULING_SLACK
-    hosts, request_log = cluster(url='redis://127.0.0.1:%d?timeout=%d'
-                                 % (redis.port, lock_timeout))
+    hosts, request_log = cluster(backend.url(lock_timeout))
     leader = _leader(request_log)
     (api,) = [a for a in hosts.values() if a.process.pid == leader]
     api.process.send_signal(signal.SIGINT)
@@ -115,10 +155,10 @@ def test_a_clean_stop_hands_over_at_once(cluster, redis):
 
 
 def test_the_backend_going_away_and_coming_back(
-        cluster, redis, statsd_daemon, prefix):
-    hosts, request_log = cluster()
+        cluster, backend, statsd_daemon, prefix):
+    hosts, request_log = cluster(backend.url())
     _leader(request_log)
-    redis.stop()
+    backend.server.stop()
     down = time.time()
     # Within a cycle everyone stands down: no more listing polls.
     peers.wait_for(lambda: all('coordination backend failed' in api.log
@@ -132,7 +172,7 @@ def test_the_backend_going_away_and_coming_back(
         statsd_daemon.command('delgauges ' + gauge)
         peers.wait_for(lambda: statsd_daemon.gauges(gauge),
                        message='health during the outage')
-    redis.start()
+    backend.server.start()
     restarted = time.time()
     assert _leader(request_log)
     peers.wait_for(lambda: all('coordination backend recovered' in api.log
@@ -151,7 +191,7 @@ def test_secrets_stay_out_of_the_logs(cluster, tmp_path):
                                 'the-right-one')
     try:
         url = 'redis://:s3cret-pw@127.0.0.1:%d?timeout=2' % guarded.port
-        hosts, _ = cluster(names=('host-a',), url=url)
+        hosts, _ = cluster(url, names=('host-a',))
         (api,) = hosts.values()
         peers.wait_for(lambda: 'coordination backend failed' in api.log,
                        message='the AUTH failure logged')
@@ -171,16 +211,14 @@ def test_missing_tooz_fails_the_paste_load(monkeypatch):
     assert 'tooz is not installed' in message and 'pw' not in message
 
 
-def test_the_heartbeat_runs_in_a_thread_of_ours(redis):
+def test_the_heartbeat_runs_in_a_thread_of_ours(backend):
     """tooz's heart beats in a thread made by runtime (a Ctrl-C landing
     there under eventlet still reaches the server), and keeps beating.
 
     Native threads here, as under gunicorn gthread: a background call
     that imported tooz itself never ended, and every other call failed.
     """
-    lock = coordination.ClusterLock(
-        'redis://127.0.0.1:%d?timeout=%d' % (redis.port, LOCK_TIMEOUT),
-        'heart-test')
+    lock = coordination.ClusterLock(backend.url(), 'heart-test')
     assert lock.held(5)
     try:
         hearts = [t for t in threading.enumerate()
@@ -195,31 +233,88 @@ def test_the_heartbeat_runs_in_a_thread_of_ours(redis):
                    message='the heart to stop')
 
 
-def test_the_lock_keeps_its_timeout_while_held(redis):
-    """While held, the lock's expiry in redis never exceeds its timeout,
-    so a holder that dies is replaced within it. (tooz's own redis
-    heartbeat, up to 1.x, adds the timeout to the expiry at each beat: it
-    grew by seconds per second held.)"""
-    import redis as redis_client
-    lock = coordination.ClusterLock(
-        'redis://127.0.0.1:%d?timeout=%d' % (redis.port, LOCK_TIMEOUT),
-        'ttl-test')
-    client = redis_client.StrictRedis(port=redis.port)
+def test_the_lock_keeps_its_timeout_while_held(backend):
+    """While held, the lock's expiry in the backend never exceeds its
+    timeout, so a holder that dies is replaced within it. (tooz's own
+    redis heartbeat, up to 1.x, adds the timeout to the expiry at each
+    beat: it grew by seconds per second held.) memcached counts whole
+    seconds: its keys live one second less than their timeout at worst.
+    With memcached the group membership is kept the same way."""
+    lock = coordination.ClusterLock(backend.url(), 'ttl-test')
     assert lock.held(5)
     try:
-        (key,) = client.keys('*ttl-test*')
-        ttls = []
+        ttls, member_ttls = [], []
         checked = time.time()
         deadline = checked + 2 * LOCK_TIMEOUT + 1  # beats and checks
         while time.time() < deadline:
-            ttls.append(client.pttl(key) / 1000.0)
+            ttls.append(backend.lock_ttl('ttl-test'))
+            if backend.scheme == 'memcached':
+                member_ttls.append(backend.server.ttl(
+                    b'_TOOZ_MEMBER_' + lock._member))
             if time.time() >= checked + INTERVAL:  # a cycle's check
                 assert lock.held(5)
                 checked = time.time()
             time.sleep(0.1)
     finally:
         lock.release(5)
+    assert None not in ttls + member_ttls, (ttls, member_ttls)
     assert 0 < min(ttls) and max(ttls) <= LOCK_TIMEOUT, ttls
-    print('lock TTL while held: %.2f-%.2fs (timeout %ds)'
-          % (min(ttls), max(ttls), LOCK_TIMEOUT))
-    assert not client.keys('*ttl-test*')  # released at once
+    assert all(0 < ttl <= LOCK_TIMEOUT for ttl in member_ttls), member_ttls
+    print('lock TTL while held (%s): %.2f-%.2fs (timeout %ds)'
+          % (backend.scheme, min(ttls), max(ttls), LOCK_TIMEOUT))
+    assert backend.lock_ttl('ttl-test') is None  # released at once
+
+
+HOLDER = """
+import sys, time
+from magnetodb_statsd_middleware import coordination
+lock = coordination.ClusterLock(sys.argv[1], 'lost-test')
+assert lock.held(10)
+print('held')
+sys.stdout.flush()
+time.sleep(60)
+"""
+
+
+def test_a_lost_lock_is_not_kept_alive_for_a_dead_successor(backend):
+    """A holder that lost its lock (evicted, or stalled past its timeout)
+    must not renew the key for whoever took it next: when that one dies,
+    the lock expires within its timeout and is taken again. (tooz's
+    memcached heartbeat renews the key whoever holds it.)"""
+    lock = coordination.ClusterLock(backend.url(), 'lost-test')
+    assert lock.held(5)
+    successor = None
+    try:
+        backend.evict('lost-test')
+        successor = subprocess.Popen(
+            [sys.executable, '-c', HOLDER, backend.url()],
+            stdout=subprocess.PIPE,
+            env=dict(os.environ, PYTHONPATH=peers.ROOT))
+        assert successor.stdout.readline().strip() == b'held'
+        assert not lock.held(5)
+        successor.kill()  # SIGKILL: its lock is left to expire
+        killed = time.time()
+        peers.wait_for(lambda: lock.held(5), timeout=30,
+                       interval=INTERVAL, message='the lock taken again')
+        regained = time.time() - killed
+        assert regained <= LOCK_TIMEOUT + INTERVAL + peers.SCHEDULING_SLACK
+        print('lock taken again %.2fs after its successor died (%s)'
+              % (regained, backend.scheme))
+    finally:
+        if successor is not None and successor.poll() is None:
+            successor.kill()
+        lock.release(5)
+
+
+def test_a_memcached_timeout_under_two_seconds_is_refused(tmp_path):
+    """memcached counts whole seconds: a key set to live 1 s may be gone
+    at once, and the lock would change hands at random."""
+    server = peers.MemcachedServer(str(tmp_path))
+    try:
+        lock = coordination.ClusterLock(
+            'memcached://127.0.0.1:%d?timeout=1' % server.port, 'short')
+        with pytest.raises(coordination.CoordinationError) as error:
+            lock.held(5)
+    finally:
+        server.stop()
+    assert 'timeouts must be 2 or more' in str(error.value)

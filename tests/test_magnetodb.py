@@ -135,16 +135,18 @@ def _listing_pollers(server):
             if uri.startswith(mdb.MONITORING_PATH)}
 
 
+@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
 def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
-        magnetodb, statsd_daemon, prefix, tmp_path):
+        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
     """Two MagnetoDB servers as two hosts (each its own port and host
-    lock), one redis: MagnetoDB serves with coordination_url set, one
-    server emits, and a SIGKILL of it hands the table metrics to the
-    other within the lock timeout plus one interval."""
-    redis = peers.RedisServer(str(tmp_path))
+    lock), one redis or memcached: MagnetoDB serves with coordination_url
+    set, one server emits, and a SIGKILL of it hands the table metrics to
+    the other within the lock timeout plus one interval."""
+    backend = (peers.RedisServer if scheme == 'redis'
+               else peers.MemcachedServer)(str(tmp_path))
     try:
-        url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port,
-                                                   CLUSTER_LOCK_TIMEOUT)
+        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
+                                                CLUSTER_LOCK_TIMEOUT)
         tables = HEALTHY[:50]
         servers = []
         for host in ('mdb-a', 'mdb-b'):
@@ -164,16 +166,14 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         expected = mdb.expected_gauges(tables, prefix)
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
         assert not _listing_pollers(standby)
-        # The lock's expiry in redis stays within its timeout while held.
-        client = redis_client.StrictRedis(port=redis.port)
-        (key,) = client.keys('*magnetodb*lock*')
+        # The lock's expiry stays within its timeout while held.
         ttls = []
         sampled = time.time()
         while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
-            ttls.append(client.pttl(key) / 1000.0)
+            ttls.append(_cluster_lock_ttl(backend, prefix))
             time.sleep(0.1)
-        print('lock TTL inside MagnetoDB: %.2f-%.2fs (timeout %ds)'
-              % (min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
+        print('lock TTL inside MagnetoDB (%s): %.2f-%.2fs (timeout %ds)'
+              % (scheme, min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
         assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
 
         leader.process.kill()  # SIGKILL
@@ -181,7 +181,8 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
                        message='the standby to read the listing')
         takeover = time.time() - killed
-        print('takeover after SIGKILL inside MagnetoDB: %.2fs' % takeover)
+        print('takeover after SIGKILL inside MagnetoDB (%s): %.2fs'
+              % (scheme, takeover))
         assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
                             + peers.SCHEDULING_SLACK), takeover
         statsd_daemon.delete_gauges(prefix + '.')
@@ -191,7 +192,18 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
             assert 'Traceback' not in server.log
             assert 'coordination backend failed' not in server.log
     finally:
-        redis.stop()
+        backend.stop()
+
+
+def _cluster_lock_ttl(backend, prefix):
+    """The seconds the cluster lock has left (memcached counts whole
+    ones)."""
+    if isinstance(backend, peers.MemcachedServer):  # tooz's key
+        return backend.ttl(b'__TOOZ_LOCK_magnetodb-statsd-'
+                           + prefix.encode('ascii'))
+    client = redis_client.StrictRedis(port=backend.port)
+    (key,) = client.keys('*magnetodb*lock*')
+    return client.pttl(key) / 1000.0
 
 
 SHARE_INTERVAL = 6

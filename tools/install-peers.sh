@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the tests' and benchmarks' real peers unless they are there:
 # the reference StatsD daemon (npm statsd@0.9.0) into the machine's cache
-# (outside the clone, so that a fresh clone reuses it), redis-server for
-# the tooz coordination tests, and Graphite (carbon-cache with whisper
-# storage, graphite-web) for the Graphite and Grafana tests, and collectd
-# (its statsd plugin) for the collectd tests, and uWSGI 2.0.21, all from
-# Debian's packages; and monasca-agent's statsd daemon from PyPI. The
-# tests start every peer themselves, on loopback, with their own folders:
-# no system service is started or configured.
+# (outside the clone, so that a fresh clone reuses it), redis-server and
+# memcached for the tooz coordination tests, and Graphite (carbon-cache
+# with whisper storage, graphite-web) for the Graphite and Grafana tests,
+# and collectd (its statsd plugin) for the collectd tests, and uWSGI
+# 2.0.21, all from Debian's packages; and monasca-agent's statsd daemon
+# from PyPI. The tests start every peer themselves, on loopback, with
+# their own folders: no system service is started or configured.
 set -euo pipefail
 
 cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
@@ -19,6 +19,7 @@ flock 9
 missing=()
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v memcached >/dev/null 2>&1 || missing+=(memcached)
 [ -x /usr/bin/carbon-cache ] || missing+=(graphite-carbon)
 [ -f /usr/lib/python3/dist-packages/graphite/settings.py ] \
     || missing+=(graphite-web)

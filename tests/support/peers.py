@@ -816,3 +816,54 @@ class RedisServer(object):
     def stop(self):
         self.process.kill()
         self.process.wait()
+
+
+class MemcachedServer(object):
+    """A real memcached on loopback (TCP only), for the tooz coordination
+    tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
+    item size limit than its 1 MB."""
+
+    def __init__(self, workdir, port=None, *options):
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.options = list(options)
+        self.start()
+
+    def start(self):
+        # memcached refuses to run as root unless told which user to be.
+        user = ['-u', 'root'] if os.geteuid() == 0 else []
+        self.process = subprocess.Popen(
+            ['memcached', '-p', str(self.port), '-l', '127.0.0.1', '-U', '0']
+            + user + self.options,
+            stdout=_DEVNULL, stderr=_DEVNULL, close_fds=True,
+            cwd=self.workdir)
+        wait_for(self._answers, message='memcached to start')
+
+    def command(self, line):
+        """memcached's first answer to one command line."""
+        with contextlib.closing(socket.create_connection(
+                ('127.0.0.1', self.port), 1)) as s:
+            s.sendall(line + b'\r\n')
+            return s.recv(256)
+
+    def _answers(self):
+        try:
+            return self.command(b'version').startswith(b'VERSION')
+        except compat.OS_ERRORS:
+            assert self.process.poll() is None, 'memcached exited'
+            return False
+
+    def ttl(self, key):
+        """The seconds ``key`` has left (memcached counts whole ones),
+        -1 for none, or None when it is not there."""
+        answer = self.command(b'mg ' + key + b' t')
+        if not answer.startswith(b'HD'):
+            assert answer.startswith(b'EN'), answer
+            return None
+        (ttl,) = [int(flag[1:]) for flag in answer.split()[1:]
+                  if flag.startswith(b't')]
+        return ttl
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()

@@ -157,8 +157,9 @@ STATSD_OPTS = [
         'coordination_url', default='', secret=True,
         help='tooz backend URL that elects one process in the whole cluster '
              'to read and send the table metrics, e.g. '
-             'redis://host:6379?timeout=10, zookeeper://host:2181, '
-             'etcd3+http://host:2379; backend options go in the query '
+             'redis://host:6379?timeout=10 or '
+             'memcached://host:11211?timeout=10 (the two tested, also on '
+             'CPython 2.7); backend options go in the query '
              'string as tooz defines them (the lock timeout bounds the '
              'failover). Needs the "coordination" extra. When the backend '
              'is unreachable, no process sends table metrics until it is '

@@ -331,21 +331,24 @@ INTERVAL = 2
 LOCK_TIMEOUT = 2
 
 
-@pytest.fixture
-def redis(tmp_path):
-    server = peers.RedisServer(str(tmp_path))
-    yield server
+@pytest.fixture(params=['redis', 'memcached'])
+def backend(request, tmp_path):
+    """A real tooz backend server: ``(scheme, port)``."""
+    server = (peers.RedisServer if request.param == 'redis'
+              else peers.MemcachedServer)(str(tmp_path))
+    yield request.param, server.port
     server.stop()
 
 
 @pytest.fixture
-def hosts(api_server, tmp_path, redis, statsd_daemon, prefix):
+def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     """``hosts(names)`` -> {name: APIServer}, each its own host, all
-    sharing the walk; their listing requests go to one request log."""
+    sharing the walk through ``backend``; their listing requests go to one
+    request log."""
     request_log = str(tmp_path / 'requests.log')
 
     def start(names, timeout=LOCK_TIMEOUT):
-        url = 'redis://127.0.0.1:%d?timeout=%d' % (redis.port, timeout)
+        url = '%s://127.0.0.1:%d?timeout=%d' % (backend + (timeout,))
         started = {}
         for name in names:
             conf = peers.statsd_section(

@@ -244,9 +244,10 @@ class Scheduler(object):
         except coordination.CoordinationError as exc:
             self.outages.failed(CLUSTER, '%s; this host walks no range of '
                                 'the listing until it is back' % exc)
-            plan = None
-        else:
-            self.outages.succeeded(CLUSTER)
+            self._walking = None  # said by the outage
+            self.clock.forget()
+            return self._cycle(tables=False).completed
+        self.outages.succeeded(CLUSTER)
         part = plan.range_of(shared.member) if plan is not None else None
         self._say_part(plan, part)
         if part is None:  # no range of this cycle is this host's

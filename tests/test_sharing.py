@@ -10,10 +10,12 @@ and the listing be read once plus at most one page per range edge.
 import collections
 import random
 import signal
+import threading
 import time
 
 import pytest
 
+from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
@@ -475,3 +477,140 @@ def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
     assert _walkers(hosts.request_log, since) == set(
         [started[survivor].process.pid])
     assert 'Traceback' not in started[survivor].log
+
+
+# The planner and the members, against an in-memory backend
+
+class FakeBackend(object):
+    """Groups of tooz as a dict: ``{group: {member: capabilities}}``."""
+
+    def __init__(self):
+        self.groups = collections.defaultdict(dict)
+
+
+class FakeCluster(object):
+    """The :class:`~.coordination.ClusterLock` calls a SharedWalk makes."""
+
+    def __init__(self, backend, member):
+        self.backend = backend
+        self.member = member
+
+    def publish(self, group, document, timeout):
+        self.backend.groups[group][self.member] = document
+
+    def documents(self, group, timeout):
+        return dict(self.backend.groups[group])
+
+    def leave(self, group, timeout):
+        self.backend.groups[group].pop(self.member, None)
+
+
+def _walk_result(walked, complete=True):
+    result = cycle.CycleResult(complete, metrics.CycleCounts())
+    result.walked = walked
+    result.share = {'sums': {'size': 1, 'item_count': 1},
+                    'tables': sum(n for _, n in walked),
+                    'projects': len(walked), 'statuses': None, 'stuck': 0}
+    result.counts.projects_failed = 0
+    return result
+
+
+WALKED = [('p%02d' % i, 10) for i in range(30)]
+
+
+def _members(names):
+    backend = FakeBackend()
+    settings = peers.make_settings(interval=10, share_walk=True)
+    return dict((name, sharing.SharedWalk(settings,
+                                          FakeCluster(backend, name)))
+                for name in names)
+
+
+def _cycle_of(walks, number, planner, walking=None):
+    """One cycle: every member in ``walking`` (default: all) says it is
+    in, the planner plans, each walks its range of ``WALKED``; returns
+    the planner's ClusterCycle of the cycle before, and the plan."""
+    walking = list(walks) if walking is None else walking
+    for name in walking:
+        walks[name].join(number)
+    last, plan = walks[planner].plan(number)
+    order = [p for p, _ in WALKED]
+    for name in walking:
+        part = plan.range_of(name)
+        if part is None:
+            continue
+        index, bounds = part
+        start = 0 if bounds.after is None else order.index(bounds.after) + 1
+        end = len(order) if bounds.last is None else (
+            order.index(bounds.last) + 1)
+        walks[name].report(plan, index, _walk_result(WALKED[start:end]))
+    return last, plan
+
+
+def test_the_first_cycle_is_walked_by_the_planner_alone_then_shared():
+    walks = _members(['a', 'b', 'c'])
+    last, plan = _cycle_of(walks, 100, 'a')
+    assert [m for m, _ in plan.ranges] == ['a']
+    assert last == sharing.ClusterCycle([], '')
+    last, plan = _cycle_of(walks, 101, 'a')
+    assert [m for m, _ in plan.ranges] == ['a', 'b', 'c']
+    assert last.problem == ''
+    sent = _named(last.measurements)
+    assert sent[(metrics.TOTAL['tables'].name,)] == 300
+    last, plan = _cycle_of(walks, 102, 'a')
+    assert last.problem == ''
+    assert _named(last.measurements)[(metrics.TOTAL['tables'].name,)] == 300
+
+
+def test_a_retry_within_the_cycle_sends_nothing_twice():
+    walks = _members(['a', 'b'])
+    _cycle_of(walks, 100, 'a')
+    _cycle_of(walks, 101, 'a')
+    last, plan = walks['a'].plan(101)
+    assert last.measurements == [] and plan.cycle == 101
+
+
+def test_a_member_that_missed_a_cycle_is_left_out_of_the_next_plan():
+    walks = _members(['a', 'b', 'c'])
+    _cycle_of(walks, 100, 'a')
+    _cycle_of(walks, 101, 'a')
+    # 'c' stops: it says nothing in cycle 102, whose plan still has it.
+    last, plan = _cycle_of(walks, 102, 'a', walking=['a', 'b'])
+    assert [m for m, _ in plan.ranges] == ['a', 'b', 'c']
+    last, plan = _cycle_of(walks, 103, 'a', walking=['a', 'b'])
+    assert last.problem.startswith('1 of the 3 ranges')
+    assert [m for m, _ in plan.ranges] == ['a', 'b']
+    last, plan = _cycle_of(walks, 104, 'a', walking=['a', 'b'])
+    assert last.problem == ''
+    assert _named(last.measurements)[(metrics.TOTAL['tables'].name,)] == 300
+
+
+def test_a_new_planner_plans_from_the_last_plan_it_saw():
+    walks = _members(['a', 'b', 'c'])
+    _cycle_of(walks, 100, 'a')
+    for name in walks:
+        assert walks[name].wait_for_plan(100, threading.Event()) or (
+            name == 'a')
+    _cycle_of(walks, 101, 'a')
+    for name in 'bc':
+        walks[name].wait_for_plan(101, threading.Event())
+    # 'a' dies; 'b' takes the cluster lock two cycles later.
+    walks['a']._cluster.leave(walks['a'].members_group, 1)
+    walks['a']._cluster.leave(walks['a'].plan_group, 1)
+    last, plan = _cycle_of(walks, 103, 'b', walking=['b', 'c'])
+    assert [m for m, _ in plan.ranges] == ['b', 'c']
+    assert last.measurements == []  # nothing reported of cycle 102
+
+
+def test_a_member_waits_for_its_plan_no_longer_than_the_budget(monkeypatch):
+    walks = _members(['a', 'b'])
+    interval = 10
+    number = sharing.cycle_number(interval)
+    started = time.time()
+    monkeypatch.setattr(sharing, 'PLAN_POLL', 0.01)
+    # A cycle that started long ago: its budget is over.
+    assert walks['b'].wait_for_plan(number - 5, threading.Event()) is None
+    assert time.time() - started < 1
+    stopping = threading.Event()
+    stopping.set()
+    assert walks['b'].wait_for_plan(number + 5, stopping) is None

@@ -13,6 +13,11 @@ still ours, this process stands down: table metrics are sent only while
 the lock is provably held, never by two hosts at once. It tries again
 every interval. Health gauges are per host and do not depend on it.
 
+With ``share_walk`` the lock elects the host that plans the walk instead,
+and the hosts exchange plans and reports as the capabilities of tooz
+group members (:meth:`ClusterLock.publish`, :meth:`ClusterLock.documents`;
+see :mod:`.sharing`).
+
 tooz is an optional extra: ``pip install
 'magnetodb-statsd-middleware[coordination]'`` plus the backend's client.
 """

@@ -787,14 +787,23 @@ class RequestLoop(object):
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-class RedisServer(object):
-    """A real redis-server on loopback, for the tooz coordination tests."""
+class _BackendServer(object):
+    """A real coordination backend on loopback: ``start()`` it on a port of
+    its own, with the server's own ``options``; ``stop()`` kills it."""
 
     def __init__(self, workdir, port=None, *options):
         self.port = port or free_port()
         self.workdir = workdir
         self.options = list(options)
         self.start()
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+class RedisServer(_BackendServer):
+    """A real redis-server on loopback, for the tooz coordination tests."""
 
     def start(self):
         self.process = subprocess.Popen(
@@ -813,21 +822,11 @@ class RedisServer(object):
         except compat.OS_ERRORS:
             return False
 
-    def stop(self):
-        self.process.kill()
-        self.process.wait()
 
-
-class MemcachedServer(object):
+class MemcachedServer(_BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""
-
-    def __init__(self, workdir, port=None, *options):
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.options = list(options)
-        self.start()
 
     def start(self):
         # memcached refuses to run as root unless told which user to be.
@@ -863,7 +862,3 @@ class MemcachedServer(object):
         (ttl,) = [int(flag[1:]) for flag in answer.split()[1:]
                   if flag.startswith(b't')]
         return ttl
-
-    def stop(self):
-        self.process.kill()
-        self.process.wait()

@@ -426,8 +426,8 @@ class MemcachedLock(object):
     its release deletes the key whoever holds it. Here the key is tooz's
     own (hosts on either line share one lock), taken with ``add``, and
     renewed or released with ``gets``/``cas`` only while it holds our
-    member id. A heart of ours beats every third of the shorter of the
-    lock and membership timeouts: the group membership
+    member id. A heart of ours beats three times within the shorter of the
+    lock and membership timeouts, less one second: the group membership
     (``coordinator.heartbeat()``) always, the lock while held, each back
     to its full timeout, never beyond. memcached counts whole seconds: a
     key set to live N seconds lives N-1 to N, so the timeout must be 2 or
@@ -511,8 +511,11 @@ class MemcachedLock(object):
             return call(*args, **kwargs)
 
     def _beat(self):
-        pause = max(min(self._timeout,
-                        self._coordinator.membership_timeout) / 3.0, 0.1)
+        # memcached counts whole seconds: a key set now may live one
+        # second less than its timeout. Three beats fit in what is left.
+        pause = max((min(self._timeout,
+                         self._coordinator.membership_timeout) - 1) / 3.0,
+                    0.1)
         while not self._stopped.wait(pause):
             try:
                 self._coordinator.heartbeat()

@@ -186,20 +186,23 @@ def cluster_cycle(settings, reports, ranges):
             'interval)' % ranges)
     indexes = set(report.index for report in reports)
     missing = ranges - len(indexes)
+    duration = max(r.duration_ms for r in reports)
+    if missing:
+        # What the cycle saw is not the cluster's: no count is sent.
+        return ClusterCycle(
+            [(metrics.COLLECTOR['cycle_duration'], metrics.NO_LABELS,
+              duration),
+             (metrics.COLLECTOR['cycles_failed'], metrics.NO_LABELS, 1)],
+            '%d of the %d ranges of the last cycle were not reported (a '
+            'host died or stopped, or its walk outlasted the interval)'
+            % (missing, ranges))
     failed = len([r for r in reports if not r.complete])
     counts = metrics.CycleCounts()
     for name in COUNTED:
         values = [r.counts.get(name) for r in reports]
         setattr(counts, name, None if None in values else sum(values))
     problem = ''
-    if missing:
-        # What the missing ranges would have found is not known; the rest
-        # is what the cycle saw, as in a walk by one host that failed.
-        counts.projects_failed = None
-        problem = ('%d of the %d ranges of the last cycle were not '
-                   'reported (a host died or stopped, or its walk outlasted '
-                   'the interval)' % (missing, ranges))
-    elif failed:
+    if failed:
         problem = ('%d of the %d ranges of the last cycle could not be '
                    'read whole (their hosts log why)' % (failed, ranges))
     measurements = []
@@ -209,7 +212,6 @@ def cluster_cycle(settings, reports, ranges):
         measurements, rejected = metrics.total_measurements(
             settings.metrics, share)
         counts.rejected += rejected
-    duration = max(r.duration_ms for r in reports)
     measurements.extend(metrics.collector_measurements(
         counts, not problem, duration))
     return ClusterCycle(measurements, problem)

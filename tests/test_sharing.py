@@ -334,7 +334,7 @@ def test_documents_round_trip_and_foreign_ones_are_ignored():
 
 FIXTURE = dict(projects=30, tables=20, big=(300,), seed=3)
 FIXTURE_OPTIONS = 'projects = 30\ntables = 20\nbig = 300\nseed = 3'
-INTERVAL = 2
+INTERVAL = 3  # a plan is waited for 1.5 s: room for a loaded machine
 LOCK_TIMEOUT = 2
 
 

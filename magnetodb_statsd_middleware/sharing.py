@@ -178,24 +178,19 @@ def cluster_cycle(settings, reports, ranges):
         if not reports:
             return ClusterCycle([], '')  # no plan known, nothing to say
         ranges = max(report.of for report in reports)
-    if not reports:  # no figure to send but the failure
-        return ClusterCycle(
-            [(metrics.COLLECTOR['cycles_failed'], metrics.NO_LABELS, 1)],
-            'none of the %d ranges of the last cycle were reported (the '
-            'hosts died or stopped, or their walks outlasted the '
-            'interval)' % ranges)
-    indexes = set(report.index for report in reports)
-    missing = ranges - len(indexes)
-    duration = max(r.duration_ms for r in reports)
+    missing = ranges - len(set(report.index for report in reports))
     if missing:
         # What the cycle saw is not the cluster's: no count is sent.
-        return ClusterCycle(
-            [(metrics.COLLECTOR['cycle_duration'], metrics.NO_LABELS,
-              duration),
-             (metrics.COLLECTOR['cycles_failed'], metrics.NO_LABELS, 1)],
+        measurements = [(metrics.COLLECTOR['cycles_failed'],
+                         metrics.NO_LABELS, 1)]
+        if reports:
+            measurements.append((metrics.COLLECTOR['cycle_duration'],
+                                 metrics.NO_LABELS,
+                                 max(r.duration_ms for r in reports)))
+        return ClusterCycle(measurements, (
             '%d of the %d ranges of the last cycle were not reported (a '
             'host died or stopped, or its walk outlasted the interval)'
-            % (missing, ranges))
+            % (missing, ranges)))
     failed = len([r for r in reports if not r.complete])
     counts = metrics.CycleCounts()
     for name in COUNTED:
@@ -213,7 +208,7 @@ def cluster_cycle(settings, reports, ranges):
             settings.metrics, share)
         counts.rejected += rejected
     measurements.extend(metrics.collector_measurements(
-        counts, not problem, duration))
+        counts, not problem, max(r.duration_ms for r in reports)))
     return ClusterCycle(measurements, problem)
 
 

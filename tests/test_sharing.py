@@ -309,7 +309,7 @@ def test_totals_are_withheld_when_a_range_is_missing_or_failed(reports,
 
 def test_a_cycle_nobody_reported_is_failed_not_zero():
     result = sharing.cluster_cycle(peers.make_settings(), [], 3)
-    assert result.problem.startswith('none of the 3 ranges')
+    assert result.problem.startswith('3 of the 3 ranges')
     sent = _named(result.measurements)
     assert list(sent) == [(metrics.COLLECTOR['cycles_failed'].name,)]
     assert sharing.cluster_cycle(peers.make_settings(), [], None) == (

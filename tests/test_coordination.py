@@ -23,8 +23,7 @@ class Backend(object):
 
     def __init__(self, scheme, workdir):
         self.scheme = scheme
-        self.server = (peers.RedisServer if scheme == 'redis'
-                       else peers.MemcachedServer)(workdir)
+        self.server = peers.BackendServer.of(scheme, workdir)
         if scheme == 'redis':
             import redis as redis_client
             self._redis = redis_client.StrictRedis(port=self.server.port)

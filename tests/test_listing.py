@@ -41,18 +41,25 @@ class Fixture(object):
         """``(Counter of (project, name), walk)``; the requests it made
         are in ``self.recorder``."""
         self.recorder.reset()
+        seen = collections.Counter()
+        walk = self.walk_into(seen, self.memory if memory else None)
+        return seen, walk
+
+    def walk_into(self, seen, memory, bounds=None):
+        """One walk (of the :class:`~.listing.Range` ``bounds`` only, if
+        given) that counts each ``(project, name)`` it yields in
+        ``seen``; returns the Walk."""
         client = monitoring.MonitoringClient(peers.make_settings(
             monitoring_url=self.server.url, page_size=PAGE,
             request_timeout=5))
-        walk = listing.Walk(client, self.memory if memory else None)
-        seen = collections.Counter()
+        walk = listing.Walk(client, memory, bounds)
         try:
             for project, tables, _ in walk.projects():
                 for table in tables:
                     seen[(project, table.name)] += 1
         finally:
             client.close()
-        return seen, walk
+        return walk
 
     def break_table(self, project):
         """Make one ACTIVE table of ``project`` unreadable."""

@@ -142,8 +142,7 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
     lock), one redis or memcached: MagnetoDB serves with coordination_url
     set, one server emits, and a SIGKILL of it hands the table metrics to
     the other within the lock timeout plus one interval."""
-    backend = (peers.RedisServer if scheme == 'redis'
-               else peers.MemcachedServer)(str(tmp_path))
+    backend = peers.BackendServer.of(scheme, str(tmp_path))
     try:
         url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
                                                 CLUSTER_LOCK_TIMEOUT)
@@ -316,7 +315,7 @@ def test_three_magnetodb_hosts_share_the_walk(
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
 
         # A SIGKILL: its range is read again once its membership expires.
-        planner = _magnetodb_planner(servers)
+        planner = peers.shared_walk_planner(servers, timeout=60)
         victim = sorted(n for n in servers if n != planner)[0]
         servers.pop(victim).process.kill()
         killed = time.time()
@@ -327,7 +326,7 @@ def test_three_magnetodb_hosts_share_the_walk(
         assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
 
         # A clean stop (Ctrl-C): its range goes to the other host at once.
-        planner = _magnetodb_planner(servers)
+        planner = peers.shared_walk_planner(servers, timeout=60)
         leaving = [n for n in servers if n != planner][0]
         servers[leaving].process.send_signal(signal.SIGINT)
         stopped = time.time()
@@ -342,17 +341,6 @@ def test_three_magnetodb_hosts_share_the_walk(
             assert 'Traceback' not in server.log
     finally:
         redis.stop()
-
-
-def _magnetodb_planner(servers):
-    """The name of the server whose filter plans the shared walk now."""
-    def planning():
-        names = [name for name, server in servers.items()
-                 if server.process.poll() is None
-                 and server.log.count('holds the cluster lock')
-                 > server.log.count('lost the cluster lock')]
-        return names[0] if len(names) == 1 else None
-    return peers.wait_for(planning, timeout=60, message='one planner')
 
 
 def _tables_back(daemon, prefix, expected, event):

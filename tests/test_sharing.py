@@ -18,12 +18,10 @@ import pytest
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
-from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware import sharing
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 from tests.test_listing import BIG
-from tests.test_listing import PAGE
 from tests.test_listing import Fixture
 from tests.test_listing import dataset_with
 from tests.test_listing import tables
@@ -52,17 +50,7 @@ class SharedFixture(Fixture):
             memory = listing.ListingMemory()
             memory.order = tuple(project for project, _ in walked)
             before = self._listing_requests()
-            client = monitoring.MonitoringClient(peers.make_settings(
-                monitoring_url=self.server.url, page_size=PAGE,
-                request_timeout=5))
-            walk = listing.Walk(client, memory, bounds)
-            try:
-                for project, found, _ in walk.projects():
-                    for table in found:
-                        seen[(project, table.name)] += 1
-            finally:
-                client.close()
-            walks.append(walk)
+            walks.append(self.walk_into(seen, memory, bounds))
             pages.append(self._listing_requests() - before)
         return seen, walks, pages
 
@@ -341,8 +329,7 @@ LOCK_TIMEOUT = 2
 @pytest.fixture(params=['redis', 'memcached'])
 def backend(request, tmp_path):
     """A real tooz backend server: ``(scheme, port)``."""
-    server = (peers.RedisServer if request.param == 'redis'
-              else peers.MemcachedServer)(str(tmp_path))
+    server = peers.BackendServer.of(request.param, str(tmp_path))
     yield request.param, server.port
     server.stop()
 
@@ -417,17 +404,6 @@ def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
         assert 'Traceback' not in api.log
 
 
-def _planner(started):
-    """The name of the host whose process plans the shared walk now."""
-    def planning():
-        names = [name for name, api in started.items()
-                 if api.process.poll() is None
-                 and api.log.count('holds the cluster lock') >
-                 api.log.count('lost the cluster lock')]
-        return names[0] if len(names) == 1 else None
-    return peers.wait_for(planning, message='one planner')
-
-
 def _back_after(daemon, prefix, expected, event):
     """Seconds from ``event`` until every table and project gauge has
     arrived again (they were deleted at ``event``); then the totals."""
@@ -466,7 +442,7 @@ def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
     assert _back_after(statsd_daemon, prefix, expected, time.time()) < 30
 
     # A clean stop: the others read its range from the next cycle on.
-    planner = _planner(started)
+    planner = peers.shared_walk_planner(started)
     leaving = [n for n in sorted(started) if n != planner][0]
     started[leaving].process.send_signal(signal.SIGINT)
     stopped = time.time()
@@ -477,7 +453,7 @@ def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
 
     # A SIGKILL of the planner: the other takes the lock when it expires,
     # and plans from the last plan's order.
-    planner = _planner(started)
+    planner = peers.shared_walk_planner(started)
     survivor = [n for n in started if n != planner][0]
     started[planner].process.kill()
     killed = time.time()

@@ -787,7 +787,19 @@ class RequestLoop(object):
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-class _BackendServer(object):
+def shared_walk_planner(servers, timeout=20.0):
+    """The name of the server (``{name: server}``, each with ``process``
+    and ``log``) whose filter holds the cluster lock now, by its logs."""
+    def planning():
+        names = [name for name, server in servers.items()
+                 if server.process.poll() is None
+                 and server.log.count('holds the cluster lock')
+                 > server.log.count('lost the cluster lock')]
+        return names[0] if len(names) == 1 else None
+    return wait_for(planning, timeout=timeout, message='one planner')
+
+
+class BackendServer(object):
     """A real coordination backend on loopback: ``start()`` it on a port of
     its own, with the server's own ``options``; ``stop()`` kills it."""
 
@@ -797,12 +809,18 @@ class _BackendServer(object):
         self.options = list(options)
         self.start()
 
+    @staticmethod
+    def of(scheme, workdir):
+        """A started server of tooz URL ``scheme``: redis or memcached."""
+        return {'redis': RedisServer,
+                'memcached': MemcachedServer}[scheme](workdir)
+
     def stop(self):
         self.process.kill()
         self.process.wait()
 
 
-class RedisServer(_BackendServer):
+class RedisServer(BackendServer):
     """A real redis-server on loopback, for the tooz coordination tests."""
 
     def start(self):
@@ -823,7 +841,7 @@ class RedisServer(_BackendServer):
             return False
 
 
-class MemcachedServer(_BackendServer):
+class MemcachedServer(BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""

@@ -477,17 +477,24 @@ class MetricSet(object):
                 'stuck': self._stuck_total}
 
     def _sum(self, quantity, labels, total):
-        if total is None:
-            return []
-        if valid_value(total) is None:
-            self.counts.rejected += 1
-            return []
-        return [(quantity, labels, total)]
+        measurements, rejected = _checked_sum(quantity, labels, total)
+        self.counts.rejected += rejected
+        return measurements
 
     @staticmethod
     def _mark_incomplete(sums, metrics):
         for metric in metrics:
             sums[metric] = None
+
+
+def _checked_sum(quantity, labels, total):
+    """``(measurements, values rejected)`` of a sum: none when a part was
+    unknown (None), and the sum rejected when it cannot be sent."""
+    if total is None:
+        return [], 0
+    if valid_value(total) is None:
+        return [], 1
+    return [(quantity, labels, total)], 0
 
 
 def total_measurements(metrics, share):
@@ -496,13 +503,10 @@ def total_measurements(metrics, share):
     measurements = []
     rejected = 0
     for metric in metrics:
-        total = share['sums'].get(metric)
-        if total is None:
-            continue
-        if valid_value(total) is None:
-            rejected += 1
-            continue
-        measurements.append((TOTAL[metric], NO_LABELS, total))
+        summed, bad = _checked_sum(TOTAL[metric], NO_LABELS,
+                                   share['sums'].get(metric))
+        measurements.extend(summed)
+        rejected += bad
     measurements.append((TOTAL['tables'], NO_LABELS, share['tables']))
     measurements.append((TOTAL['projects'], NO_LABELS, share['projects']))
     statuses = share['statuses']

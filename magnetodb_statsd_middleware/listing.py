@@ -292,30 +292,23 @@ class Walk(object):
         """What to yield for a complete project just read: nothing past
         the range's end, and nothing yet of a project that may be the
         next range's."""
-        bounds = self._bounds
-        if bounds is None or bounds.last is None:
-            if project not in self._done:
-                self._pass(project)
-            return [(project, tables, listed)]
-        if project == bounds.last:
-            self._ended = True
-            if project not in self._done:
-                self._pass(project)
-            found = list(self._held_back)
-            del self._held_back[:]
-            return found + [(project, tables, listed)]
         if self._beyond(project):
             return self._place_held_back()
         if project not in self._done:  # else read whole, and passed
             self._pass(project)
-        if project in self._known_at:  # listed before ``last``, like all
-            found = list(self._held_back)
-            del self._held_back[:]
-            return found + [(project, tables, listed)]
-        # New since the order was known: ours if it comes before the place
-        # of ``last``, which a project known to be ours proves.
-        self._held_back.append((project, tables, listed))
-        return []
+        found = (project, tables, listed)
+        last = self._bounds.last if self._bounds is not None else None
+        if last is None:
+            return [found]
+        if project != last and project not in self._known_at:
+            # New since the order was known: ours if it comes before the
+            # place of ``last``, which a project known to be ours proves.
+            self._held_back.append(found)
+            return []
+        if project == last:
+            self._ended = True
+        held, self._held_back = self._held_back, []
+        return held + [found]
 
     def _place_held_back(self):
         """``last`` is gone: the page right after its place says which of

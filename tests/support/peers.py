@@ -819,9 +819,20 @@ class BackendServer(object):
         self.process.kill()
         self.process.wait()
 
+    def flush(self):
+        """Forget every key at once, as a restart that comes back empty
+        before anyone notices it was gone."""
+        with contextlib.closing(socket.create_connection(
+                ('127.0.0.1', self.port), 5)) as s:
+            command, answer = self.FLUSH
+            s.sendall(command + b'\r\n')
+            assert s.recv(16).startswith(answer)
+
 
 class RedisServer(BackendServer):
     """A real redis-server on loopback, for the tooz coordination tests."""
+
+    FLUSH = (b'FLUSHALL', b'+OK')  # command, answer
 
     def start(self):
         self.process = subprocess.Popen(
@@ -845,6 +856,8 @@ class MemcachedServer(BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""
+
+    FLUSH = (b'flush_all', b'OK')  # command, answer
 
     def start(self):
         # memcached refuses to run as root unless told which user to be.

@@ -61,12 +61,18 @@ def check_available(url):
     return ''
 
 
-def redacted_url(url):
-    """``url`` as a log line may show it: without its password."""
+def backend_name(url):
+    """The backend of ``url`` as a log line may name it: its scheme, host
+    and port (or socket path), without the credentials or the options
+    that the URL may carry."""
     parts = compat.urlsplit(url)
-    if not parts.password:
-        return url
-    return url.replace(':%s@' % parts.password, ':***@', 1)
+    if parts.hostname is None:
+        return '%s://%s' % (parts.scheme, parts.path)
+    host = ('[%s]' % parts.hostname if ':' in parts.hostname
+            else parts.hostname)
+    if parts.port is None:
+        return '%s://%s' % (parts.scheme, host)
+    return '%s://%s:%d' % (parts.scheme, host, parts.port)
 
 
 class ClusterLock(object):
@@ -85,7 +91,7 @@ class ClusterLock(object):
         from tooz import coordination
         self._tooz = coordination
         self._url = url
-        self.where = redacted_url(url)
+        self.where = backend_name(url)
         self._password = compat.urlsplit(url).password
         self._request_timeout = request_timeout
         self._name = name.encode('utf-8')

@@ -158,12 +158,14 @@ STATSD_OPTS = [
         help='tooz backend URL that elects one process in the whole cluster '
              'to read and send the table metrics, e.g. '
              'redis://host:6379?timeout=10 or '
-             'memcached://host:11211?timeout=10 (the two tested, also on '
-             'CPython 2.7); backend options go in the query '
+             'memcached://host:11211?timeout=10 (the two supported, also '
+             'on CPython 2.7); backend options go in the query '
              'string as tooz defines them (the lock timeout bounds the '
-             'failover). Needs the "coordination" extra. When the backend '
-             'is unreachable, no process sends table metrics until it is '
-             'back; health gauges go on. Empty: the per-host lock only.'),
+             'failover). Needs the "coordination" extra. request_timeout '
+             'bounds every call to it. When the backend is unreachable, '
+             'slow or restarted empty, no process sends table metrics '
+             'until it is back (one ERROR, then one INFO); health gauges '
+             'go on. Empty: the per-host lock only.'),
     cfg.BoolOpt(
         'share_walk', default=False,
         help='With coordination_url: the API hosts share each cycle\'s walk '

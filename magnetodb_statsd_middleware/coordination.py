@@ -549,6 +549,7 @@ class MemcachedLock(object):
         self._key = key
         self._member = member
         self._timeout = coordinator.lock_timeout
+        self._client_timeout = float(coordinator.timeout)
         self._translated = _memcached_failures()
         # Our cycle's calls and our heart's: one gets/cas at a time, or
         # each would see the other's cas as a change of owner.
@@ -590,13 +591,17 @@ class MemcachedLock(object):
     def _call(self, command, *args, **kwargs):
         """One client command, failing as tooz's own calls fail (an outage
         reads the same whichever call met it first). A connection that
-        memcached closed fails once, then the client opens a new one: so
-        a failed command is tried once more."""
+        memcached closed fails at once, then the client opens a new one:
+        so a command that failed at once is tried once more (one that
+        timed out is not: that would double the wait)."""
         from tooz import coordination
         call = self._translated(getattr(self._coordinator.client, command))
+        started = compat.monotonic()
         try:
             return call(*args, **kwargs)
         except coordination.ToozConnectionError:
+            if compat.monotonic() - started >= self._client_timeout / 2.0:
+                raise
             return call(*args, **kwargs)
 
 

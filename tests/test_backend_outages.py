@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
@@ -46,26 +48,60 @@ def backend(request, tmp_path):
     server.stop()
 
 
+def test_no_call_to_a_frozen_backend_blocks_past_request_timeout(backend):
+    """The heart's calls too (tooz's own heart blocked for the whole
+    freeze): the client's socket timeouts come from request_timeout."""
+    lock = coordination.ClusterLock(
+        '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
+                                          LOCK_TIMEOUT),
+        'frozen-test', REQUEST_TIMEOUT)
+    assert lock.held(REQUEST_TIMEOUT)
+    backend.process.send_signal(signal.SIGSTOP)
+    try:
+        calls = {'membership beat': lock._coordinator.heartbeat,
+                 'lock renewal': lock._lock.renewed}
+        for what, call in sorted(calls.items()):
+            started = compat.monotonic()
+            try:
+                call()  # memcached's beat is sent without a reply
+            except Exception as exc:  # a timeout, as tooz words it
+                outcome = type(exc).__name__
+            else:
+                outcome = 'no error'
+            blocked = compat.monotonic() - started
+            print('%s against a frozen %s: %s after %.2fs'
+                  % (what, backend.scheme, outcome, blocked))
+            assert blocked <= REQUEST_TIMEOUT + peers.SCHEDULING_SLACK
+            # Not the lock timeout, nor several socket timeouts in a row.
+            assert blocked < LOCK_TIMEOUT
+    finally:
+        backend.process.send_signal(signal.SIGCONT)
+        lock.release(REQUEST_TIMEOUT)
+
+
 @pytest.fixture(params=['one-emitter', 'share_walk'])
 def two_hosts(request, api_server, tmp_path, backend, statsd_daemon,
               prefix):
     url = '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
                                              LOCK_TIMEOUT)
+    share = request.param == 'share_walk'
     started = {}
-    for name in ('host-a', 'host-b'):
+    # Three hosts share the walk: ranges move among more than two.
+    names = ['host-a', 'host-b', 'host-c'][:3 if share else 2]
+    for name in names:
         conf = peers.statsd_section(
             enabled='true', statsd_port=statsd_daemon.port,
             metric_prefix=prefix, interval=INTERVAL, initial_delay=0,
             monitoring_url='$api', healthcheck_url='$health',
             lock_path=tmp_path / ('%s.lock' % name),
             coordination_url=url, host_name=name,
-            share_walk=str(request.param == 'share_walk').lower(),
+            share_walk=str(share).lower(),
             request_timeout=REQUEST_TIMEOUT)
         started[name] = api_server(conf, port=peers.free_port(),
                                    fixture_options=FIXTURE_OPTIONS)
     for api in started.values():
         api.wait_ready()
-    return started, request.param == 'share_walk'
+    return started, share
 
 
 def _every_gauge_back(daemon, prefix, expected, since):

@@ -22,8 +22,9 @@ from tests.support import peers
 
 USER = (('region', 'r1'),)
 # Datagrams a second that gnocchi-statsd takes without losing any while it
-# creates the metrics of a first cycle (doc/source/receivers/gnocchi.rst).
-SEND_RATE = 100
+# creates the metrics of a first cycle (doc/source/receivers/gnocchi.rst:
+# it lost some at 100 a second on a busy machine).
+SEND_RATE = 50
 
 
 @pytest.fixture(scope='module')
@@ -55,7 +56,7 @@ def test_every_table_right_through_a_served_pipeline(gnocchi, api_server,
     dropped = gnocchi.dropped()
     api_server(peers.statsd_section(
         enabled='true', statsd_port=gnocchi.port, metric_prefix=prefix,
-        interval=5, initial_delay=0.5, send_rate=SEND_RATE,
+        interval=10, initial_delay=0.5, send_rate=SEND_RATE,
         monitoring_url='$api', lock_path=tmp_path / 'statsd.lock',
         **labels), fixture_options='long_names = true')
 

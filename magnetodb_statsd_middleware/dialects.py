@@ -82,7 +82,7 @@ class _Spelling(object):
 
     # Whether the value comes before the label values in a template.
     value_first = False
-    # How a label value is cut to fit its room (metrics.fit_parts).
+    # How a label part is cut to fit its room (metrics.fit_parts).
     _cut = staticmethod(metrics.cut_part)
 
     def __init__(self, prefix):

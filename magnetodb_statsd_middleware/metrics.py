@@ -99,8 +99,9 @@ def fit_parts(raw_parts, safe_parts, room, keys, cut=cut_part):
     The last part is cut first (a table before its project, see "Name length"
     in doc/source/metrics.rst), the parts of :data:`CUT_LAST` keys after all
     the others, each down to :data:`MIN_CUT_PART` at most; parts that fit are
-    not touched. :func:`check_name_room` makes sure, at configuration time,
-    that every name can fit. ``keys`` are the parts' label keys; ``cut``
+    not touched. :func:`check_name_room` (and, for the label values a
+    dialect writes into the name, :func:`.dialects.check_name_room`) makes
+    sure, at configuration time, that every name can fit. ``keys`` are the parts' label keys; ``cut``
     cuts one part (:func:`cut_part`, or :func:`cut_label` for the label
     values a dialect writes into the name).
     """

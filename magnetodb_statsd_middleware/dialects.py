@@ -170,7 +170,8 @@ class Dotted(_Spelling):
     """``<prefix>.tables.<P>.<T>.size:n|g``: the labels are name parts.
 
     No name is longer than ``max_name_length``: receivers cut longer ones
-    without a word (collectd: 127) or reject them (Monasca: 255).
+    without a word (collectd: 127) or reject them (Gnocchi: 253, Monasca:
+    255).
     """
 
     _safe = staticmethod(metrics.safe_part)

@@ -101,9 +101,10 @@ def fit_parts(raw_parts, safe_parts, room, keys, cut=cut_part):
     the others, each down to :data:`MIN_CUT_PART` at most; parts that fit are
     not touched. :func:`check_name_room` (and, for the label values a
     dialect writes into the name, :func:`.dialects.check_name_room`) makes
-    sure, at configuration time, that every name can fit. ``keys`` are the parts' label keys; ``cut``
-    cuts one part (:func:`cut_part`, or :func:`cut_label` for the label
-    values a dialect writes into the name).
+    sure, at configuration time, that every name can fit. ``keys`` are the
+    parts' label keys; ``cut`` cuts one part (:func:`cut_part`, or
+    :func:`cut_label` for the label values a dialect writes into the
+    name).
     """
     parts = list(safe_parts)
     excess = sum(map(len, parts)) - room

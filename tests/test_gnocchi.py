@@ -106,6 +106,16 @@ def test_longer_names_are_refused_at_every_flush(gnocchi, serve, prefix):
     assert 'value too long for type character varying(255)' in gnocchi.log
 
 
+def test_values_are_doubles(gnocchi, prefix):
+    """Gnocchi stores float64: a total above 2**53 loses its last digits
+    (doc/source/receivers/gnocchi.rst says so)."""
+    name = prefix + '.totals.size'
+    peers.send_udp(gnocchi.port, ['%s:%d|g' % (name, 2 ** 53 + 1)])
+    stored = peers.wait_for(lambda: gnocchi.gauges(name), timeout=30,
+                            interval=1, message='the gauge in Gnocchi')
+    assert stored == {name: float(2 ** 53)}
+
+
 @pytest.mark.parametrize('mode', ['dogstatsd', 'monasca'])
 def test_tags_after_the_type_lose_the_datagram(gnocchi, serve, prefix, mode):
     """gnocchi-statsd reads ``|#...`` as a sample rate, fails outside its

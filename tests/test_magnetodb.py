@@ -595,6 +595,39 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
     assert 'Traceback' not in server.log
 
 
+def test_a_sigkilled_gunicorn_worker_is_replaced_within_one_interval(
+        magnetodb, statsd_daemon, prefix):
+    """MagnetoDB's own production mode, gunicorn 19.3 with eventlet
+    workers: SIGKILL the worker that polls; another worker, one that
+    stood by, polls within one interval (plus the suite's slack), and
+    only one worker polls at a time."""
+    port = peers.free_port()
+    interval = 2
+    options = _statsd_options(statsd_daemon, prefix, port, 'mdb-gunicorn')
+    options.update(interval=interval)
+    server = magnetodb(HEALTHY[:50], mode='gunicorn', port=port,
+                       statsd=options)
+    peers.wait_for(lambda: len(server.worker_pids()) == 3, timeout=60,
+                   message='three gunicorn workers')
+    def pollers_since(count):
+        return {pid for pid, _ in server.polls()[count:]}
+    peers.wait_for(server.polls, timeout=60, message='the first poll')
+    (holder,) = pollers_since(0)
+    assert holder in server.worker_pids()
+    os.kill(holder, signal.SIGKILL)
+    killed, seen = time.time(), len(server.polls())
+    taken = peers.wait_for(lambda: pollers_since(seen) - {holder},
+                           timeout=60, message='another worker to poll')
+    takeover = time.time() - killed
+    print('gunicorn eventlet worker SIGKILLed: another polls after %.2fs'
+          % takeover)
+    assert takeover <= interval + peers.SCHEDULING_SLACK, takeover
+    # One worker at a time: one that stood by, or the one gunicorn
+    # started in the killed one's place.
+    assert len(taken) == 1, taken
+    assert 'Traceback' not in server.log
+
+
 def test_a_healthy_start_sends_no_false_health_alarm(magnetodb, udp, prefix):
     """magnetodb-api-server builds the filter before it listens, so its
     first health check is refused: the first seconds on the wire carry

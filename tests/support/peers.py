@@ -663,12 +663,12 @@ def uwsgi_command(server):
 
 
 # gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and
-# knows its gthread worker by class path only.
+# knows its gthread worker by class path only. Its eventlet workers are
+# run by MagnetoDB's own gunicorn script (magnetodb_peer).
 GUNICORN = ('from tests.support import apps; apps.configure_logging(); '
             'from gunicorn.app.wsgiapp import run; run()')
 WORKER_CLASSES = {'sync': 'gunicorn.workers.sync.SyncWorker',
-                  'gthread': 'gunicorn.workers.gthread.ThreadWorker',
-                  'eventlet': 'gunicorn.workers.geventlet.EventletWorker'}
+                  'gthread': 'gunicorn.workers.gthread.ThreadWorker'}
 
 
 class APIServer(object):

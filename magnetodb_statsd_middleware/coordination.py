@@ -198,8 +198,7 @@ class ClusterLock(object):
         if lock.owned and lock.renewed():
             self.holding = True
             return True
-        lock.forget()  # if the heart has not found it gone already
-        if self.holding:
+        if self.holding:  # renewed() or the heart found it gone
             self._lost('the cluster lock this process held is gone from '
                        'the backend (restarted empty, or this process '
                        'stalled past the lock timeout)')
@@ -415,8 +414,8 @@ class Heart(object):
         while not self._stopped.wait(self._pause):
             try:
                 self._coordinator.heartbeat()
-                if self._lock.owned and not self._lock.renewed():
-                    self._lock.forget()  # the cycle says so
+                if self._lock.owned:
+                    self._lock.renewed()  # forgets a lock found lost
             except Exception:  # the next cycle's check logs it
                 pass
 
@@ -454,6 +453,9 @@ class RedisLock(object):
         self._key = redis_lock.name
         self._timeout_ms = int(redis_lock.timeout * 1000)
         self._token = None
+        # The token of this process's attempts, the same until the lock
+        # is ours: an attempt given up may still have taken the key.
+        self._candidate = uuid.uuid4().hex.encode('ascii')
         self._one_at_a_time = threading.Lock()
 
     @property
@@ -462,49 +464,55 @@ class RedisLock(object):
         return self._token is not None
 
     def acquire(self):
-        """Take the lock if it is free; never waits: the cycle asks again."""
-        token = uuid.uuid4().hex.encode('ascii')
-        with self._translated():
+        """Take the lock if it is free, or if an attempt of ours that was
+        given up (a frozen redis answers it later) took it; never waits:
+        the cycle asks again."""
+        token = self._candidate
+        with self._one_at_a_time, self._translated():
             if self._redis.set(self._key, token, nx=True,
                                px=self._timeout_ms):
                 self._token = token
+                return True
+            if self._redis.get(self._key) == token:
+                self._token = token
+                self._redis.pexpire(self._key, self._timeout_ms)
                 return True
             if self._redis.pttl(self._key) == -1:  # no expiry: repair
                 self._redis.pexpire(self._key, self._timeout_ms)
         return False
 
     def renewed(self):
-        """Whether the key still holds our token; resets its expiry."""
+        """Whether the key still holds our token, resetting its expiry;
+        a key found not ours is forgotten: nothing renews it again."""
         return self._if_ours(lambda pipe: pipe.pexpire(self._key,
                                                        self._timeout_ms))
 
-    def forget(self):
-        """The key is not ours any more: nothing renews or releases it."""
-        self._token = None
-
     def release(self):
-        released = self._if_ours(lambda pipe: pipe.delete(self._key))
-        self._token = None
-        return released
+        return self._if_ours(lambda pipe: pipe.delete(self._key),
+                             forget=True)
 
-    def _if_ours(self, change):
-        """``change(pipe)`` applied only while the key holds our token."""
+    def _if_ours(self, change, forget=False):
+        """``change(pipe)`` applied only while the key holds our token,
+        one call at a time (the heart's and the cycle's)."""
         from redis import exceptions
-        token = self._token
-        if token is None:
-            return False
         with self._one_at_a_time, self._translated():
+            token = self._token
+            if token is None:
+                return False
             with self._redis.pipeline() as pipe:
                 try:
                     pipe.watch(self._key)
-                    if pipe.get(self._key) != token:
-                        return False
-                    pipe.multi()
-                    change(pipe)
-                    pipe.execute()
+                    ours = pipe.get(self._key) == token
+                    if ours:
+                        pipe.multi()
+                        change(pipe)
+                        pipe.execute()
                 except exceptions.WatchError:  # the key changed meanwhile
-                    return False
-        return True
+                    ours = False
+            if forget or not ours:
+                self._token = None
+                self._candidate = uuid.uuid4().hex.encode('ascii')
+            return ours
 
     @contextlib.contextmanager
     def _translated(self):
@@ -557,29 +565,32 @@ class MemcachedLock(object):
         self.owned = False
 
     def acquire(self):
-        """Take the lock if it is free; never waits: the cycle asks again."""
+        """Take the lock if it is free, or if it holds our member id (an
+        attempt of ours that was given up may have taken it); never
+        waits: the cycle asks again."""
         with self._one_at_a_time:
             self.owned = bool(self._call('add', self._key, self._member,
                                          expire=self._timeout,
-                                         noreply=False))
+                                         noreply=False)) or self._ours()
         return self.owned
 
     def renewed(self):
-        """Whether the key still holds our member id; resets its expiry
-        to the lock timeout."""
+        """Whether the key still holds our member id, resetting its
+        expiry to the lock timeout; a key found not ours is forgotten:
+        nothing renews it again."""
         with self._one_at_a_time:
-            value, cas = self._call('gets', self._key)
-            return value == self._member and bool(self._call(
-                'cas', self._key, self._member, cas, expire=self._timeout,
-                noreply=False))
+            self.owned = self.owned and self._ours()
+            return self.owned
 
-    def forget(self):
-        """The key is not ours any more: nothing renews or releases it."""
-        self.owned = False
+    def _ours(self):
+        value, cas = self._call('gets', self._key)
+        return value == self._member and bool(self._call(
+            'cas', self._key, self._member, cas, expire=self._timeout,
+            noreply=False))
 
     def release(self):
-        self.owned = False
         with self._one_at_a_time:
+            self.owned = False
             value, cas = self._call('gets', self._key)
             if value != self._member:
                 return False

@@ -314,9 +314,10 @@ class Scheduler(object):
         if now - self._planless_since > 2 * self.settings.interval:
             self.outages.failed(PLANLESS, 'no plan for this host for %ds '
                                 'though the coordination backend answers: '
-                                'no host may be walking the listing (a '
-                                'planner stalled, or the hosts\' clocks '
-                                'apart?)' % (now - self._planless_since),
+                                'no host may be walking the listing (the '
+                                'planner died or stalled and its lock has '
+                                'not expired yet, or the hosts\' clocks are '
+                                'apart)' % (now - self._planless_since),
                                 key='planless')
 
     def _say_part(self, plan, part):

@@ -45,7 +45,7 @@ def test_hostile_names_reach_statsd_as_tags(serve, statsd_daemon, prefix,
     dataset = _hostile_dataset(prefix)
     api = serve(fakeapi.FakeMonitoringAPI(dataset))
     health = serve(fakeapi.FakeHealthCheck())
-    bad_before = statsd_daemon.stats()['messages.bad_lines_seen']
+    bad_before = statsd_daemon.bad_lines()
     result = cycle.run_cycle(peers.make_settings(
         monitoring_url=api.url, statsd_port=statsd_daemon.port,
         metric_prefix=prefix, label_mode=mode, user_labels=USER,
@@ -77,7 +77,7 @@ def test_hostile_names_reach_statsd_as_tags(serve, statsd_daemon, prefix,
     data = dict((k, v) for k, v in gauges.items()
                 if not k.startswith(collector))
     assert data == expected  # nothing injected, merged or missing
-    assert statsd_daemon.stats()['messages.bad_lines_seen'] == bad_before
+    assert statsd_daemon.bad_lines() == bad_before
     user = ''.join(';%s=%s' % item for item in USER)
     assert gauges[collector + 'tables' + user] == 3 * (tables + 1)
     assert gauges[collector + 'tables_sent' + user] == 3 * tables

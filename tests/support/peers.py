@@ -349,6 +349,11 @@ class StatsdDaemon(object):
         return dict(line.split(': ', 1) for line in text.splitlines()
                     if ': ' in line)
 
+    def bad_lines(self):
+        """Lines the daemon could not parse since it started (shared by
+        the session's tests: compare counts, never assume 0)."""
+        return int(self.stats()['messages.bad_lines_seen'])
+
     def stop(self):
         self.process.terminate()
         wait_exit(self.process, 10)

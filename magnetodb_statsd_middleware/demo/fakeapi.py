@@ -393,9 +393,10 @@ def app_factory(global_conf, **local_conf):
     of :func:`build_long_names_dataset` instead), ``page_size`` (the
     server's default limit), ``paged_rows`` (the size above which a
     project cannot be paged through), ``growth`` (per second, for the
-    demo), ``control`` (true to allow fault injection), ``request_log`` (a
-    file that gets one line per monitoring request, from every process of
-    the server).
+    demo), ``control`` (true to allow fault injection), ``fault`` (with
+    ``control``: the fault from the first request on, before any cycle
+    could see the API well), ``request_log`` (a file that gets one line
+    per monitoring request, from every process of the server).
     """
     big = tuple(int(n) for n in local_conf.get('big', '').split(',') if n)
     if local_conf.get('long_names', 'false').lower() == 'true':
@@ -405,9 +406,12 @@ def app_factory(global_conf, **local_conf):
             projects=int(local_conf.get('projects', 3)),
             tables=int(local_conf.get('tables', 5)), big=big,
             seed=int(local_conf.get('seed', 0)))
-    return FakeMonitoringAPI(
+    api = FakeMonitoringAPI(
         dataset, default_limit=int(local_conf.get('page_size', 1000)),
         control=local_conf.get('control', 'false').lower() == 'true',
         growth=float(local_conf.get('growth', 0)),
         request_log=local_conf.get('request_log'),
         paged_rows=int(local_conf.get('paged_rows', 5000)))
+    if api.control:
+        api.fault = local_conf.get('fault', 'none')
+    return api

@@ -60,8 +60,9 @@ setuptools.setup(
         'test': [
             'python-keystoneclient>=1.3,<2; python_version < "3"',
             'keystoneauth1>=3.4; python_version >= "3"',
-            # Real keystonemiddleware in front of the fixture API (on 2.7
-            # the tests use MagnetoDB's own, 1.5.2).
+            # Real keystonemiddleware in front of the fixture API: on 2.7
+            # MagnetoDB 2015.1's own release.
+            'keystonemiddleware>=1.5.2,<1.6; python_version < "3"',
             'keystonemiddleware>=10; python_version >= "3"',
             'redis>=2.10,<3; python_version < "3"',
             'redis>=4; python_version >= "3"',

@@ -35,16 +35,16 @@ class KeystoneError(Exception):
 def _cause(exc, timeout):
     """A cause that reads the same from one cycle to the next: the
     libraries' messages carry request ids and object addresses."""
+    name = type(exc).__name__
+    if 'Timeout' in name:  # python-keystoneclient's has an HTTP 408
+        return 'no answer within %gs' % timeout
     status = getattr(exc, 'http_status', None)
     if status == 401:
         return 'Keystone refused the credentials (HTTP 401)'
     if status:
         return 'Keystone answered HTTP %s' % status
-    name = type(exc).__name__
     if 'SSL' in name:
         return 'certificate verification failed; %s' % CERTIFICATE_FIX
-    if 'Timeout' in name:
-        return 'no answer within %gs' % timeout
     if 'Connect' in name or isinstance(exc, compat.OS_ERRORS):
         return 'cannot connect'
     return '%s: %s' % (name, compat.to_text(exc))
@@ -88,9 +88,9 @@ class TokenSource(object):
         project = settings.project_name or settings.project_id
         project_domain = (settings.project_domain_name
                           or settings.project_domain_id)
-        return 'user %r%s, project %r%s at %s' % (
-            user, ' (domain %r)' % domain if domain else '', project,
-            ' (domain %r)' % project_domain if project_domain else '',
+        return u"user '%s'%s, project '%s'%s at %s" % (
+            user, u" (domain '%s')" % domain if domain else '', project,
+            u" (domain '%s')" % project_domain if project_domain else '',
             settings.auth_url)
 
     def begin_cycle(self):

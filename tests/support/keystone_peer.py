@@ -92,6 +92,9 @@ Request = collections.namedtuple('Request', 'time method path status agent')
 _LINE = re.compile(r'^(\S+) (\S+) (\S+) (\d+) "(.*)"$')
 
 
+WRONG_PASSWORD = 'not-the-statsd-password'
+
+
 def password(user):
     return '%s-secret' % user
 
@@ -190,7 +193,8 @@ class Keystone(object):
         """keystoneauth's options for ``user`` of project service."""
         return collections.OrderedDict([
             ('auth_url', self.url), ('username', user),
-            ('password', 'wrong' if wrong_password else password(user)),
+            ('password', WRONG_PASSWORD if wrong_password
+             else password(user)),
             ('project_name', SERVICE_PROJECT),
             ('user_domain_id', 'default'),
             ('project_domain_id', 'default')])
@@ -200,8 +204,8 @@ class Keystone(object):
         the password plugin (``plugin_key``: ``auth_plugin`` for 1.5.2,
         ``auth_type`` for current releases)."""
         lines = ['%s = password' % plugin_key,
-                 'auth_uri = %s' % self.url,
-                 'www_authenticate_uri = %s' % self.url]
+                 '%s = %s' % ('auth_uri' if plugin_key == 'auth_plugin'
+                              else 'www_authenticate_uri', self.url)]
         lines += ['%s = %s' % item
                   for item in self.credentials('magnetodb').items()]
         return '\n'.join(lines) + '\n'

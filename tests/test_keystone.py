@@ -25,23 +25,11 @@ from tests.support import peers
 
 pytestmark = pytest.mark.timeout(300)
 
-# Keystone's [token] expiration here, and the collector's request_timeout:
-# a token is renewed when less than request_timeout of its life remains,
-# so each one serves about EXPIRATION - REQUEST_TIMEOUT seconds of
-# one-second cycles.
-EXPIRATION = 12
-REQUEST_TIMEOUT = 3
-AGENT = 'magnetodb-statsd-middleware'
+EXPIRATION = keystone_peer.EXPIRATION
+REQUEST_TIMEOUT = keystone_peer.REQUEST_TIMEOUT
+AGENT = keystone_peer.AGENT
 # keystonemiddleware 1.5.2 (Kilo) names its plugin option auth_plugin.
 PLUGIN_KEY = 'auth_plugin' if compat.PY2 else 'auth_type'
-
-
-@pytest.fixture(scope='module')
-def keystone_server(tmp_path_factory):
-    server = keystone_peer.Keystone(str(tmp_path_factory.mktemp('keystone')),
-                                    expiration=EXPIRATION)
-    yield server
-    server.stop()
 
 
 def _conf(daemon, prefix, tmp_path, **options):

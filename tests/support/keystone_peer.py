@@ -93,6 +93,14 @@ _LINE = re.compile(r'^(\S+) (\S+) (\S+) (\d+) "(.*)"$')
 
 
 WRONG_PASSWORD = 'not-the-statsd-password'
+# The tests' [token] expiration, and the collector's request_timeout with
+# it: a token is renewed when less than request_timeout of its life
+# remains, so each one serves about EXPIRATION - REQUEST_TIMEOUT seconds
+# of one-second cycles, and a test sees renewals.
+EXPIRATION = 12
+REQUEST_TIMEOUT = 3
+# The collector's User-Agent, in Keystone's access log.
+AGENT = 'magnetodb-statsd-middleware'
 
 
 def password(user):

@@ -158,7 +158,8 @@ STATSD_OPTS = [
     cfg.StrOpt(
         'ca_file', default='',
         help='CA bundle (PEM) that verifies the certificate of an https '
-             'monitoring_url or healthcheck_url, e.g. a private CA\'s, '
+             'monitoring_url, healthcheck_url or Keystone auth_url, e.g. '
+             'a private CA\'s, '
              'for this filter alone: the rest of the API process keeps '
              'trusting what it trusted. Empty: the system\'s CAs. '
              'Certificates and host names are always verified. A file '
@@ -273,11 +274,13 @@ STATSD_OPTS = [
              'its monitoring requests, for a monitoring pipeline behind '
              'keystonemiddleware\'s tokenauth: password (keystoneauth\'s '
              'name: the identity API version is discovered at auth_url) '
-             'or v3password. The token is sent as X-Auth-Token (and to '
-             'the health check), kept across cycles, renewed when less '
-             'than request_timeout of its life remains and once on an '
-             'HTTP 401. Keystone down or refusing the credentials is one '
-             'ERROR naming the user, the project and auth_url, retried '
+             'or v3password. The token is sent as X-Auth-Token (also to '
+             'a health check on the monitoring_url\'s origin), kept '
+             'across cycles, renewed when less than request_timeout of '
+             'its life remains and once on an HTTP 401. Every call to '
+             'Keystone is bounded by request_timeout. Keystone down or '
+             'refusing the credentials is one ERROR naming the user, '
+             'the project and auth_url, retried '
              'every cycle; health gauges go on. Needs the "keystone" '
              'extra (keystoneauth1; python-keystoneclient on CPython '
              '2.7). Empty: no token.'),

@@ -17,6 +17,7 @@ from six.moves.urllib import error as urllib_error
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import config
+from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import keystone
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware.demo import fakeapi
@@ -289,3 +290,80 @@ def test_keystone_stopped_and_started_again(
     print(error)
     assert len(_log_lines(api, 'ERROR')) == 1, api.log
     assert 'Traceback' not in api.log
+
+
+def _settings(auth_url, **options):
+    values = dict(auth_type='v3password', auth_url=auth_url,
+                  username='statsd', password='s3cret',
+                  project_name='service', user_domain_id='default',
+                  project_domain_id='default', request_timeout=5)
+    values.update(options)
+    return peers.make_settings(**values)
+
+
+def _not_found(environ, start_response):
+    start_response('404 Not Found', [('Content-Type', 'text/plain')])
+    return [b'not the identity API\n']
+
+
+def test_ca_file_verifies_an_https_keystone(serve, tmp_path, caplog):
+    """The token request goes through the filter's own trust: an
+    https auth_url is verified against ca_file."""
+    ours = peers.CertificateAuthority(str(tmp_path), 'ours')
+    other = peers.CertificateAuthority(str(tmp_path), 'other')
+    server = serve(_not_found, tls=ours.server_context())
+    url = 'https://127.0.0.1:%d/v3' % server.port
+    causes = []
+    for ca_file in (other.ca_file, ours.ca_file):
+        source = keystone.TokenSource(_settings(url, ca_file=ca_file),
+                                      outages.OutageLog())
+        with pytest.raises(keystone.KeystoneError) as error:
+            source.token()
+        causes.append(str(error.value).rsplit(': ', 1)[1])
+    assert causes == [
+        "certificate verification failed; set ca_file to the CA bundle "
+        "that signed Keystone's certificate",
+        # Verified: Keystone itself answered (this one is not Keystone).
+        'Keystone answered HTTP 404']
+    assert 's3cret' not in caplog.text
+
+
+def test_a_refused_token_is_renewed_once_and_the_request_sent_again(serve):
+    """A 401 to a request with a token (revoked, or Keystone's clock
+    ahead): one renewal, the same request again; a new token refused too
+    fails the request with what it means."""
+    accepted = set(['second'])
+
+    def api(environ, start_response):
+        if environ.get('HTTP_X_AUTH_TOKEN') not in accepted:
+            start_response('401 Unauthorized', [('Content-Length', '0')])
+            return [b'']
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [b'[]']
+
+    class Tokens(object):
+        """A TokenSource's two calls, counted."""
+        def __init__(self):
+            self.issued = ['first']
+
+        def token(self):
+            return self.issued[-1]
+
+        def renew(self):
+            self.issued.append(['second', 'third'][len(self.issued) - 1])
+            return self.issued[-1]
+
+    server = serve(api)
+    settings = peers.make_settings(monitoring_url=server.url)
+    tokens = Tokens()
+    getter = httpget.HttpGetter(server.url, settings, tokens)
+    assert getter.get(getter.path, {})[0] == 200
+    assert getter.get(getter.path, {})[0] == 200
+    assert tokens.issued == ['first', 'second']
+    accepted.clear()
+    with pytest.raises(httpget.HttpError) as error:
+        getter.get(getter.path, {})
+    assert tokens.issued == ['first', 'second', 'third']
+    assert str(error.value).endswith(
+        'failed: HTTP 401: %s' % httpget.TOKEN_REFUSED)
+    getter.close()

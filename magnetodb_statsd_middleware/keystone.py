@@ -11,7 +11,9 @@ which keeps the token and authenticates again when it is about to expire.
 token, reused across cycles, renewed when less than ``request_timeout``
 of its life remains (a request sent with it must still pass validation)
 and once when the API answers 401 (revoked, or Keystone's clock ahead).
-Keystone is asked at most once per cycle when it fails: down, slow
+Keystone is asked at most once per ``interval`` while it fails (the
+start-up grace retries cycles every second; a wrong password retried
+that often would trip Keystone's lockout of the user): down, slow
 (every call bounded by ``request_timeout``) or refusing the credentials
 is one ERROR through the collector's :class:`~.outages.OutageLog` that
 names the user, the project and ``auth_url`` (never the password), and
@@ -21,6 +23,7 @@ its end one INFO.
 import os
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import opts
 
 KEYSTONE = 'Keystone'
 
@@ -64,10 +67,8 @@ class TokenSource(object):
     def __init__(self, settings, outages):
         self._settings = settings
         self._outages = outages
-        credentials = dict((name, getattr(settings, name)) for name in (
-            'auth_url', 'username', 'password', 'project_name',
-            'project_id', 'user_domain_name', 'user_domain_id',
-            'project_domain_name', 'project_domain_id'))
+        credentials = dict((name, getattr(settings, name))
+                           for name in opts.CREDENTIAL_NAMES)
         self._session, self._plugin, self._errors = compat.keystone_session(
             settings.auth_type, credentials,
             verify=settings.ca_file or True,
@@ -78,6 +79,7 @@ class TokenSource(object):
         # seconds; a request sent with it is validated within them.
         self._plugin.MIN_TOKEN_LIFE_SECONDS = settings.request_timeout
         self._failure = None
+        self._failed_at = 0.0
 
     @property
     def whom(self):
@@ -94,27 +96,31 @@ class TokenSource(object):
             settings.auth_url)
 
     def begin_cycle(self):
-        """A new cycle asks Keystone again, whatever failed in the last."""
-        self._failure = None
+        """A new cycle asks Keystone again, unless it failed less than an
+        interval ago."""
+        if (self._failure is not None and compat.monotonic() - self._failed_at
+                >= self._settings.interval):
+            self._failure = None
 
     def token(self):
         """The kept token, or a new one when it is about to expire."""
-        if self._failure is not None:  # asked once a cycle when failing
+        if self._failure is not None:  # asked again in a later cycle
             raise self._failure
         try:
             token = self._session.get_token()
         except (self._errors,) + compat.OS_ERRORS as exc:
-            self._failure = KeystoneError('no token for %s: %s' % (
-                self.whom, _cause(exc, self._settings.request_timeout)))
-            self._outages.failed(KEYSTONE, compat.to_text(self._failure))
-            raise self._failure
+            self._fail(_cause(exc, self._settings.request_timeout))
         if not token:  # a plugin without a token: a bug, said once
-            self._failure = KeystoneError('no token for %s: the plugin '
-                                          'returned none' % self.whom)
-            self._outages.failed(KEYSTONE, compat.to_text(self._failure))
-            raise self._failure
+            self._fail('the plugin returned none')
         self._outages.succeeded(KEYSTONE)
         return token
+
+    def _fail(self, cause):
+        self._failure = KeystoneError('no token for %s: %s'
+                                      % (self.whom, cause))
+        self._failed_at = compat.monotonic()
+        self._outages.failed(KEYSTONE, compat.to_text(self._failure))
+        raise self._failure
 
     def renew(self):
         """A new token: the API refused the one kept (HTTP 401)."""

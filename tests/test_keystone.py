@@ -349,3 +349,35 @@ def test_a_refused_token_is_renewed_once_and_the_request_sent_again(serve):
     assert str(error.value).endswith(
         'failed: HTTP 401: %s' % httpget.TOKEN_REFUSED)
     getter.close()
+
+
+def test_keystone_stopped_and_started_again(
+        api_server, keystone_server, statsd_daemon, prefix, tmp_path):
+    """Last in the module: the shared Keystone stops for a while."""
+    api = _behind_tokenauth(api_server, keystone_server, _conf(
+        statsd_daemon, prefix, tmp_path, auth_type='password',
+        **keystone_server.credentials()))
+    expected = _expected(prefix)
+    peers.wait_for(_arrived(statsd_daemon, prefix, expected), timeout=60,
+                   message='the gauges through tokenauth')
+    keystone_server.stop()
+    try:
+        # The kept token serves on until it must be renewed.
+        peers.wait_for(lambda: _keystone_error(api, ': cannot connect'),
+                       timeout=2 * EXPIRATION, interval=0.5,
+                       message='the Keystone outage logged')
+        statsd_daemon.delete_gauges(prefix + '.totals.')
+        checked = prefix + '.health.h.overall'
+        statsd_daemon.delete_gauges(checked)
+        peers.wait_for(lambda: statsd_daemon.gauges(checked),
+                       message='health gauges meanwhile')
+    finally:
+        keystone_server.start()
+    peers.wait_for(_arrived(statsd_daemon, prefix, expected), timeout=30,
+                   message='the gauges after Keystone came back')
+    peers.wait_for(lambda: 'INFO magnetodb_statsd_middleware: Keystone '
+                   'recovered' in api.log, message='the recovery logged')
+    (error,) = _keystone_error(api, ': cannot connect')
+    print(error)
+    assert len(_log_lines(api, 'ERROR')) == 1, api.log
+    assert 'Traceback' not in api.log

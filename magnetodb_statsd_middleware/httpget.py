@@ -33,8 +33,8 @@ STATUS_MEANINGS = {
          'set auth_type and the service user\'s credentials (or '
          'auth_section)',
     403: 'the API refuses the collector (an auth or policy filter is in front '
-         'of it): point monitoring_url/healthcheck_url at a loopback '
-         'pipeline of the monitoring app without it',
+         'of it): give the collector\'s Keystone user (auth_type or '
+         'auth_section) the role that filter asks for',
 }
 # A 401 to a request that carried a token just renewed.
 TOKEN_REFUSED = ('the API refused the collector\'s Keystone token, also a '

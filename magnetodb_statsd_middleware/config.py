@@ -293,6 +293,13 @@ def _read_auth_section(conf, values):
             _, path = found.get(name) or found[KILO_AUTH_TYPE]
             values[name] = _convert(name, raw[name],
                                     '[%s] of %s' % (section, path))
+    if not values['auth_type']:
+        # Kilo's admin_user/admin_password form: no plugin to use.
+        raise ConfigError('[statsd] auth_section = %r is invalid: [%s] sets '
+                          'no auth_type (nor auth_plugin); give it the '
+                          'password plugin (auth_plugin = password and '
+                          'keystoneauth\'s credential options)'
+                          % (section, section))
 
 
 def _check_auth(values):

@@ -200,6 +200,21 @@ def test_credentials_from_auth_section_with_the_kilo_spelling(tmp_path):
     assert 'statsd-secret' not in repr(settings)
 
 
+def test_an_auth_section_without_a_plugin_fails_the_load(tmp_path):
+    """MagnetoDB's shipped form (admin_user, admin_password) has no
+    plugin: the collector would send no token, and says so at once."""
+    path = peers.write_file(tmp_path / 'api.conf', (
+        '[statsd]\nenabled = true\nauth_section = keystone_authtoken\n\n'
+        '[keystone_authtoken]\nadmin_user = magnetodb\n'
+        'admin_password = s3cret\nadmin_tenant_name = service\n'))
+    with pytest.raises(config.ConfigError) as error:
+        config.load_settings({}, {'oslo_config_file': path})
+    assert str(error.value).startswith(
+        "[statsd] auth_section = 'keystone_authtoken' is invalid: "
+        "[keystone_authtoken] sets no auth_type (nor auth_plugin)")
+    assert 's3cret' not in str(error.value)
+
+
 @pytest.mark.parametrize('options, problem', [
     ({'project_name': ''}, 'project_name or project_id not set'),
     ({'user_domain_id': ''}, 'user_domain_name or user_domain_id not set'),

@@ -21,6 +21,7 @@ from oslo_config import cfg
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import coordination
+from magnetodb_statsd_middleware import dialects
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import httpget
 from magnetodb_statsd_middleware import metrics
@@ -372,11 +373,19 @@ def _validated(values):
         raise ConfigError('[statsd] max_name_length = %r is invalid: %s; '
                           'shorten metric_prefix' % (max_name_length,
                                                      problem))
+    problem = dialects.check_name_room(values['metric_prefix'],
+                                       values['label_mode'], user_labels,
+                                       max_name_length)
+    if problem:
+        raise ConfigError('[statsd] max_name_length = %r is invalid: %s; '
+                          'shorten metric_prefix or user_labels'
+                          % (max_name_length, problem))
     if values['label_mode'] == 'monasca' and max_name_length > (
-            metrics.MAX_NAME_LENGTH):
+            metrics.MONASCA_MAX_NAME_LENGTH):
         raise ConfigError('[statsd] max_name_length = %r is invalid: '
                           'Monasca rejects names over %d characters'
-                          % (max_name_length, metrics.MAX_NAME_LENGTH))
+                          % (max_name_length,
+                             metrics.MONASCA_MAX_NAME_LENGTH))
     if values['share_walk']:
         if not coordination_url:
             conflict = ('it needs coordination_url: the hosts share the walk '

@@ -8,10 +8,16 @@ heartbeat keeps the lock alive, and a holder that dies loses it when the
 backend's lock timeout expires (``?timeout=N`` in a redis or memcached
 URL).
 
-When the backend cannot be reached, or the lock cannot be shown to be
-still ours, this process stands down: table metrics are sent only while
-the lock is provably held, never by two hosts at once. It tries again
-every interval. Health gauges are per host and do not depend on it.
+When the backend cannot be reached, does not answer within
+``request_timeout``, or has lost the lock or a group membership of this
+process (restarted empty), this process stands down: table metrics are
+sent only while the lock is provably held, never by two hosts at once. It
+tries again every interval, with the same coordinator: nothing is stopped
+or left against a backend that is gone, which would only fail again, and
+a lock or membership found lost is forgotten, so that nothing renews it.
+Every call to the backend, the heart's included, is bounded by
+``request_timeout`` (the client's socket timeouts). Health gauges are per
+host and do not depend on it.
 
 With ``share_walk`` the lock elects the host that plans the walk instead,
 and the hosts exchange plans and reports as the capabilities of tooz
@@ -22,15 +28,18 @@ tooz is an optional extra: ``pip install
 'magnetodb-statsd-middleware[coordination]'`` plus the backend's client.
 """
 
-import functools
+import contextlib
 import os
 import socket
 import sys
 import threading
-import time
+import uuid
 
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import runtime
+
+# The tooz backends supported, on every tooz line.
+BACKENDS = ('redis', 'memcached')
 
 
 class CoordinationError(Exception):
@@ -45,15 +54,36 @@ def check_available(url):
         return ('coordination_url is set but tooz is not installed: pip '
                 "install 'magnetodb-statsd-middleware[coordination]' and "
                 "the backend's client library")
-    if not compat.urlsplit(url).scheme:
-        return 'coordination_url needs a tooz backend scheme, e.g. redis://'
+    if compat.urlsplit(url).scheme not in BACKENDS:
+        return ('coordination_url needs a redis:// or memcached:// tooz '
+                'backend URL (the backends whose locks this filter keeps '
+                'alive and bounded by request_timeout)')
     return ''
 
 
-class ClusterLock(object):
-    """The cluster-wide lock; ask :meth:`held` once per cycle."""
+def backend_name(url):
+    """The backend of ``url`` as a log line may name it: its scheme, host
+    and port (or socket path), without the credentials or the options
+    that the URL may carry."""
+    parts = compat.urlsplit(url)
+    if parts.hostname is None:
+        return '%s://%s' % (parts.scheme, parts.path)
+    host = ('[%s]' % parts.hostname if ':' in parts.hostname
+            else parts.hostname)
+    if parts.port is None:
+        return '%s://%s' % (parts.scheme, host)
+    return '%s://%s:%d' % (parts.scheme, host, parts.port)
 
-    def __init__(self, url, name):
+
+class ClusterLock(object):
+    """The cluster-wide lock; ask :meth:`held` once per cycle.
+
+    ``request_timeout`` bounds every call to the backend: the cycle's,
+    given up after it, and the heart's, through the client's socket
+    timeouts.
+    """
+
+    def __init__(self, url, name, request_timeout=30.0):
         # Imported here, in the thread that builds the lock, never in the
         # background call: importing tooz imports eventlet (through
         # futurist), and a native thread that does so first never ends
@@ -61,21 +91,36 @@ class ClusterLock(object):
         from tooz import coordination
         self._tooz = coordination
         self._url = url
+        self.where = backend_name(url)
         self._password = compat.urlsplit(url).password
+        self._request_timeout = request_timeout
         self._name = name.encode('utf-8')
         self._member = ('%s-%d' % (socket.gethostname(),
                                    os.getpid())).encode('utf-8')
         self._coordinator = None
         self._lock = None
+        self._heart = None
         self._pending = None
+        self._answered = False  # whether the last call to it answered
         self._joined = set()  # the groups this coordinator joined
+        self._losses = []
         self.holding = False
 
     def _redacted(self, exc):
-        message = '%s: %s' % (type(exc).__name__, compat.to_text(exc))
+        text = compat.to_text(exc)
+        cause = getattr(exc, 'cause', None)  # tooz keeps the client's
+        if not text and cause is not None:
+            text = type(cause).__name__  # e.g. pymemcache's close error
+        message = '%s: %s' % (type(exc).__name__, text)
         if self._password:
             message = message.replace(self._password, '***')
         return message
+
+    @property
+    def lock_timeout(self):
+        """Seconds a lock of a dead holder lives (0 before the first
+        call started the coordinator)."""
+        return float(getattr(self._coordinator, 'lock_timeout', 0))
 
     @property
     def member(self):
@@ -83,16 +128,23 @@ class ClusterLock(object):
         return self._member.decode('utf-8')
 
     def held(self, timeout):
-        """True while this process provably holds the cluster lock."""
-        return self._call(self._held, timeout)
+        """True while this process provably holds the cluster lock.
+
+        Raises CoordinationError when the backend fails; a lock that it
+        lost (a restart that emptied it) is told by :meth:`take_losses`.
+        """
+        try:
+            return self._call(self._held, timeout)
+        except CoordinationError:
+            self.holding = False  # not provably
+            raise
 
     def _call(self, function, timeout):
         """``function()`` against the backend, given up after ``timeout``.
 
-        The backend's client may retry for minutes when the backend is
-        gone (redis-py does), so the call runs in the background and is
-        given up after ``timeout`` seconds: a call that has not answered
-        proves nothing, and none is started while it is still running.
+        The call runs in the background and is given up after
+        ``timeout`` seconds: a call that has not answered proves
+        nothing, and none is started while it is still running.
         """
         no_answer = CoordinationError('no answer within %gs' % timeout)
         if self._pending is not None and self._pending.is_alive():
@@ -101,52 +153,92 @@ class ClusterLock(object):
 
         def call():
             try:
-                outcome['value'] = function()
+                outcome['value'] = self._backend_call(function)
             except CoordinationError as exc:
                 outcome['error'] = exc
 
         self._pending = runtime.spawn(call, 'magnetodb-statsd-coordination')
         runtime.join(self._pending, timeout)
-        if 'error' in outcome:
-            raise outcome['error']
-        if 'value' not in outcome:
-            raise no_answer
+        self._answered = 'value' in outcome
+        if not self._answered:
+            raise outcome.get('error', no_answer)
         return outcome['value']
 
+    def _backend_call(self, function):
+        try:
+            return function()
+        except CoordinationError:
+            raise
+        except Exception as exc:  # tooz and client errors vary by backend
+            raise CoordinationError(self._redacted(exc))
+
     def _started(self):
+        """The coordinator, started once and kept through outages: its
+        client reconnects by itself once the backend answers again."""
         if self._coordinator is None:
             coordinator = self._tooz.get_coordinator(self._url, self._member)
+            # The client's socket timeouts (tooz reads them from this
+            # attribute, and only there), before it connects.
+            coordinator.timeout = min(float(coordinator.timeout),
+                                      self._request_timeout)
+            try:
+                self._lock = _started_lock(coordinator, self._name,
+                                           self._member)
+            except Exception:
+                _abandon(coordinator)
+                raise
             self._coordinator = coordinator
-            self._lock = _started_lock(coordinator, self._name,
-                                       self._member)
+            self._heart = Heart(coordinator, self._lock)
             self._joined = set()
         return self._coordinator
 
     def _held(self):
-        try:
-            self._started()
-            if self.holding and self._lock.is_still_owner():
-                return True
-            self.holding = bool(self._lock.acquire(blocking=False))
-            return self.holding
-        except Exception as exc:  # tooz and client errors vary by backend
-            self._drop()
-            raise CoordinationError(self._redacted(exc))
+        self._started()
+        lock = self._lock
+        if lock.owned and lock.renewed():
+            self.holding = True
+            return True
+        lock.forget()  # if the heart has not found it gone already
+        if self.holding:
+            self._lost('the cluster lock this process held is gone from '
+                       'the backend (restarted empty, or this process '
+                       'stalled past the lock timeout)')
+        self.holding = bool(lock.acquire())
+        return self.holding
+
+    def _lost(self, what):
+        self._losses.append(what)
+
+    def take_losses(self):
+        """What the backend lost of this process's (its lock, its group
+        memberships) since the last call, each taken again where it
+        could be: an outage to say even when every call answered."""
+        losses, self._losses = self._losses, []
+        return losses
 
     # Groups: the members of a shared walk, and what they publish.
 
     def publish(self, group, document, timeout):
         """Join ``group`` (created if need be) with ``document`` (bytes)
-        as this member's capabilities, or replace them."""
+        as this member's capabilities, or replace them.
+
+        A membership the backend lost (restarted empty) is joined again,
+        and told by :meth:`take_losses`.
+        """
         def call():
-            coordinator = self._backend_call(self._started)
+            coordinator = self._started()
             name = group.encode('utf-8')
             if name in self._joined:
                 try:
-                    return self._backend_call(
-                        coordinator.update_capabilities(name, document).get)
-                except CoordinationError:
-                    self._joined.discard(name)  # expired meanwhile: rejoin
+                    return coordinator.update_capabilities(
+                        name, document).get()
+                except (self._tooz.MemberNotJoined,
+                        self._tooz.GroupNotCreated):
+                    self._joined.discard(name)
+                    self._lost(
+                        'this host\'s membership of the group %s is gone '
+                        'from the backend (restarted empty, or this process '
+                        'stalled past the membership timeout)' % group)
             self._join(coordinator, name, document)
         return self._call(call, timeout)
 
@@ -156,15 +248,10 @@ class ClusterLock(object):
             coordinator.create_group(name).get()
         except tooz.GroupAlreadyExist:
             pass
-        except Exception as exc:
-            raise CoordinationError(self._redacted(exc))
         try:
             coordinator.join_group(name, document).get()
         except tooz.MemberAlreadyExist:
-            self._backend_call(
-                coordinator.update_capabilities(name, document).get)
-        except Exception as exc:
-            raise CoordinationError(self._redacted(exc))
+            coordinator.update_capabilities(name, document).get()
         self._joined.add(name)
 
     def leave(self, group, timeout):
@@ -176,23 +263,19 @@ class ClusterLock(object):
             self._joined.discard(name)
             try:
                 self._coordinator.leave_group(name).get()
-            except Exception as exc:  # not joined any more is fine
-                if not isinstance(exc, (self._tooz.MemberNotJoined,
-                                        self._tooz.GroupNotCreated)):
-                    raise CoordinationError(self._redacted(exc))
+            except (self._tooz.MemberNotJoined, self._tooz.GroupNotCreated):
+                pass  # not joined any more is fine
         return self._call(call, timeout)
 
     def documents(self, group, timeout):
         """``{member: capabilities}`` of the live members of ``group``."""
         def call():
-            coordinator = self._backend_call(self._started)
+            coordinator = self._started()
             name = group.encode('utf-8')
             try:
                 members = coordinator.get_members(name).get()
             except self._tooz.GroupNotCreated:
                 return {}
-            except Exception as exc:
-                raise CoordinationError(self._redacted(exc))
             found = {}
             for member in members:
                 try:
@@ -200,19 +283,9 @@ class ClusterLock(object):
                         name, member).get()
                 except self._tooz.MemberNotJoined:
                     continue  # left meanwhile
-                except Exception as exc:
-                    raise CoordinationError(self._redacted(exc))
                 found[compat.to_text(member)] = document
             return found
         return self._call(call, timeout)
-
-    def _backend_call(self, function):
-        try:
-            return function()
-        except CoordinationError:
-            raise
-        except Exception as exc:  # tooz and client errors vary by backend
-            raise CoordinationError(self._redacted(exc))
 
     def release(self, timeout):
         """Hand the lock over and leave the groups at once (clean stop),
@@ -221,70 +294,91 @@ class ClusterLock(object):
 
         At the process's exit, tooz 1.x and later may no longer run what
         they hand to their executor (leaving a group is): the lock, which
-        they release directly, comes first.
+        is released directly, comes first. A coordinator whose backend
+        did not answer last is abandoned, not stopped: stopping it would
+        only fail again, and tooz logs each failure with a traceback.
         """
         def call():
+            coordinator, self._coordinator = self._coordinator, None
+            if coordinator is None:
+                return
             # No more beats: the membership expires within the timeout
             # even if the groups cannot be left.
-            if isinstance(self._lock, (KiloRedisLock, MemcachedLock)):
-                self._lock.drop()
-            heart = getattr(self._coordinator, 'heart', None)
-            if heart is not None:
-                heart.stop()
+            self._heart.stop()
+            self.holding = False
+            if not self._answered:
+                _abandon(coordinator)
+                return
             try:
-                if self.holding:
+                if self._lock.owned:
                     self._lock.release()
-            except Exception:  # the backend may be gone
-                pass
-            for name in list(self._joined):
-                try:
-                    self._coordinator.leave_group(name).get()
-                except Exception:  # gone, or not joined any more
-                    pass
-            self._drop()
+                for name in list(self._joined):
+                    try:
+                        coordinator.leave_group(name).get()
+                    except Exception:  # gone, or not joined any more
+                        pass
+                _stopped(coordinator)
+            except Exception:  # the backend went away meanwhile
+                _abandon(coordinator)
         runtime.join(runtime.spawn(call, 'magnetodb-statsd-release'),
                      timeout)
 
-    def _drop(self):
-        coordinator, self._coordinator = self._coordinator, None
-        lock, self._lock = self._lock, None
-        if isinstance(lock, (KiloRedisLock, MemcachedLock)):
-            lock.drop()
-        self.holding = False
-        self._joined = set()
-        if coordinator is not None:
+
+def _stopped(coordinator):
+    """Stop ``coordinator``, with nothing left for tooz to leave."""
+    coordinator._joined_groups.clear()
+    coordinator.stop()
+
+
+def _abandon(coordinator):
+    """Let ``coordinator`` go without a word to its backend: its executor
+    ends, its connections close, tooz logs nothing."""
+    executor = getattr(coordinator, '_executor', None)
+    if executor is not None:
+        try:
+            executor.shutdown(wait=False)
+        except Exception:  # already shut down
+            pass
+    client = getattr(coordinator, '_client', None) or getattr(
+        coordinator, 'client', None)
+    for close in ('close', 'disconnect_all'):
+        if hasattr(client, close):
             try:
-                coordinator.stop()
-            except Exception:  # stopping a broken coordinator may fail
+                getattr(client, close)()
+            except Exception:  # a broken client may fail to close
                 pass
+            break
 
 
 def _started_lock(coordinator, name, member):
-    """Start ``coordinator`` and return its lock ``name``, kept alive.
+    """Start ``coordinator`` (without tooz's heart: ours beats, see
+    :class:`Heart`) and return the cluster lock ``name``.
 
-    tooz 1.x and later beat in a heart thread of their own. On CPython 2.7
-    the tooz that fits MagnetoDB 2015.1's pins is the Kilo line (0.13-0.15,
-    no ``requires_beating``), whose redis lock needs :class:`KiloRedisLock`.
-    memcached's lock needs :class:`MemcachedLock` on every line.
+    tooz's own lock renewals are kept out: its redis heartbeat renews the
+    locks it thinks are held and logs a traceback every beat for one
+    that was lost, and its memcached lock renews a key whoever holds it.
+    On CPython 2.7 the tooz that fits MagnetoDB 2015.1's pins is the Kilo
+    line (0.13-0.15, no ``requires_beating``, no heart).
     """
-    kilo = not hasattr(coordinator, 'requires_beating')
-    if kilo:
-        coordinator.start()
-    else:
+    if hasattr(coordinator, 'requires_beating'):
         coordinator.start(start_heart=False)
+    else:
+        coordinator.start()
+    _no_client_retries(coordinator)
     if _is_memcached(coordinator):
         return MemcachedLock(coordinator, coordinator.get_lock(name).name,
                              member)
-    if kilo:
-        lock = KiloRedisLock(coordinator.get_lock(name))
-        KiloHeart(coordinator, lock).start()
-        return lock
-    if coordinator.requires_beating:
-        # Our kind of thread: a Ctrl-C landing in it still reaches the
-        # server.
-        coordinator.heart.start(thread_cls=functools.partial(
-            runtime.new_thread, name='magnetodb-statsd-heart'))
-    return coordinator.get_lock(name)
+    return RedisLock(coordinator.get_lock(name))
+
+
+def _no_client_retries(coordinator):
+    """redis-py 6 and later retry a timed-out command three times, with
+    backoff: one call would block for four socket timeouts and more."""
+    client = getattr(coordinator, '_client', None)
+    if hasattr(client, 'set_retry'):
+        from redis import backoff
+        from redis import retry
+        client.set_retry(retry.Retry(backoff.NoBackoff(), 0))
 
 
 def _is_memcached(coordinator):
@@ -293,125 +387,137 @@ def _is_memcached(coordinator):
                                              driver.MemcachedDriver)
 
 
-class KiloHeart(object):
-    """The membership heartbeat that tooz's Kilo line leaves to its user.
+class Heart(object):
+    """Keeps this process's membership and lock alive, in a thread of
+    ours (a Ctrl-C landing in it under eventlet still reaches the server).
 
-    tooz 1.x and later beat in a thread of their own; the Kilo line has
-    the caller call ``heartbeat()``, or the groups this process joined
-    forget it after their membership timeout. Beats a third of that
-    timeout apart until the lock it serves is dropped.
+    tooz 1.x and later beat in a heart thread of their own, which retries
+    a failed beat every second with a WARNING, and logs a traceback for
+    each lock it cannot renew; the Kilo line leaves the beating to its
+    user. Here: the membership (``coordinator.heartbeat()``), then the
+    lock while this process has it, three times within the shorter of the
+    lock and membership timeouts less one second (memcached counts whole
+    seconds: a key set to live N seconds may live N-1). A beat that
+    fails is left to the next one and to the cycle, which says it.
     """
 
     def __init__(self, coordinator, lock):
         self._coordinator = coordinator
         self._lock = lock
-        self._pause = max(float(getattr(coordinator, 'membership_timeout',
-                                        30)) / 3.0, 0.1)
+        self._stopped = threading.Event()
+        timeouts = [float(getattr(coordinator, attribute))
+                    for attribute in ('lock_timeout', 'membership_timeout')
+                    if hasattr(coordinator, attribute)]
+        self._pause = max((min(timeouts) - 1) / 3.0, 0.1)
+        runtime.spawn(self._beat, 'magnetodb-statsd-heart')
 
-    def start(self):
-        def beat():
-            while not self._lock.dropped.is_set():
-                try:
-                    self._coordinator.heartbeat()
-                except Exception:  # the next cycle's check logs it
-                    pass
-                self._lock.dropped.wait(self._pause)
-        runtime.spawn(beat, 'magnetodb-statsd-membership')
+    def _beat(self):
+        while not self._stopped.wait(self._pause):
+            try:
+                self._coordinator.heartbeat()
+                if self._lock.owned and not self._lock.renewed():
+                    self._lock.forget()  # the cycle says so
+            except Exception:  # the next cycle's check logs it
+                pass
+
+    def stop(self):
+        self._stopped.set()
 
 
-class KiloRedisLock(object):
-    """The redis lock of tooz's Kilo line, made to keep its timeout.
+class RedisLock(object):
+    """The cluster lock in redis: tooz's key, taken and kept by us.
 
-    That tooz wraps a redis-py ``Lock`` whose token lives in a
-    thread-local (our calls run in a new thread each cycle, so a lock
-    taken in one could be neither checked nor released in the next), and
-    its heartbeat *adds* the lock timeout to the remaining expiry each
-    beat (``Lock.extend``), so a dead holder's lock would outlive it by
-    as long as it had held it. Here the token is kept by us, and the
-    heart resets the expiry to the lock timeout, only while the key still
-    holds our token (WATCH/MULTI): a dead holder's lock expires within
-    the timeout.
+    Hosts on either tooz line share tooz's lock key, but the lock is
+    taken, renewed and released here, each in one atomic step, and only
+    while the key holds our token:
+
+    - taken with ``SET NX PX``: the redis-py 2.10 lock under tooz's Kilo
+      line takes it with ``SETNX`` then ``PEXPIRE``, and a client that
+      times out between the two (a frozen redis answers them later)
+      leaves a key that never expires: nobody would send table metrics
+      again. A key found without an expiry is given the lock timeout.
+    - renewed by resetting the expiry to the lock timeout: tooz's Kilo
+      heartbeat *adds* the timeout to what is left, so a dead holder's
+      lock outlived it, and tooz's later heartbeats log a traceback at
+      every beat for a lock that was lost.
+    - one renewal at a time (WATCH/MULTI): two at once would each see
+      the other's as a change of owner.
     """
 
     def __init__(self, tooz_lock):
-        self._tooz_lock = tooz_lock
-        self._redis_lock = getattr(tooz_lock, '_lock', None)  # redis-py's
-        if not hasattr(self._redis_lock, 'local'):
+        redis_lock = getattr(tooz_lock, '_lock', None)  # redis-py's
+        if redis_lock is None:
             raise CoordinationError(
-                'this tooz release (before 1.0) is supported with the '
-                'redis:// and memcached:// backends only')
+                'this tooz release is supported with the redis:// and '
+                'memcached:// backends only')
+        self._redis = redis_lock.redis
+        self._key = redis_lock.name
+        self._timeout_ms = int(redis_lock.timeout * 1000)
         self._token = None
-        self._heart = None
-        self._beating = threading.Event()
-        self.dropped = threading.Event()
+        self._one_at_a_time = threading.Lock()
 
-    def acquire(self, blocking=False):
-        if not self._tooz_lock.acquire(blocking=blocking):
+    @property
+    def owned(self):
+        """Whether this process took the lock and has not lost it yet."""
+        return self._token is not None
+
+    def acquire(self):
+        """Take the lock if it is free; never waits: the cycle asks again."""
+        token = uuid.uuid4().hex.encode('ascii')
+        with self._translated():
+            if self._redis.set(self._key, token, nx=True,
+                               px=self._timeout_ms):
+                self._token = token
+                return True
+            if self._redis.pttl(self._key) == -1:  # no expiry: repair
+                self._redis.pexpire(self._key, self._timeout_ms)
+        return False
+
+    def renewed(self):
+        """Whether the key still holds our token; resets its expiry."""
+        return self._if_ours(lambda pipe: pipe.pexpire(self._key,
+                                                       self._timeout_ms))
+
+    def forget(self):
+        """The key is not ours any more: nothing renews or releases it."""
+        self._token = None
+
+    def release(self):
+        released = self._if_ours(lambda pipe: pipe.delete(self._key))
+        self._token = None
+        return released
+
+    def _if_ours(self, change):
+        """``change(pipe)`` applied only while the key holds our token."""
+        from redis import exceptions
+        token = self._token
+        if token is None:
             return False
-        # Out of the coordinator's heartbeat, which would extend it.
-        self._tooz_lock._coord._acquired_locks.discard(self._tooz_lock)
-        self._token = self._redis_lock.local.token
-        self._start_beating()
+        with self._one_at_a_time, self._translated():
+            with self._redis.pipeline() as pipe:
+                try:
+                    pipe.watch(self._key)
+                    if pipe.get(self._key) != token:
+                        return False
+                    pipe.multi()
+                    change(pipe)
+                    pipe.execute()
+                except exceptions.WatchError:  # the key changed meanwhile
+                    return False
         return True
 
-    def is_still_owner(self):
-        """Whether the key still holds our token; resets its expiry.
-
-        Errors are tooz's, as the lock's own calls raise them, so that an
-        outage reads the same whichever call met it first.
-        """
+    @contextlib.contextmanager
+    def _translated(self):
+        """The client's errors as tooz's own calls raise them, so that an
+        outage reads the same whichever call met it first."""
         from redis import exceptions
         from tooz import coordination
-        redis_lock = self._redis_lock
         try:
-            with redis_lock.redis.pipeline() as pipe:
-                pipe.watch(redis_lock.name)
-                if self._token is None or pipe.get(
-                        redis_lock.name) != self._token:
-                    return False
-                pipe.multi()
-                pipe.pexpire(redis_lock.name,
-                             int(redis_lock.timeout * 1000))
-                pipe.execute()
-        except exceptions.WatchError:  # the key changed meanwhile
-            return False
+            yield
         except (exceptions.ConnectionError, exceptions.TimeoutError) as exc:
             raise coordination.ToozConnectionError(compat.to_text(exc))
         except exceptions.RedisError as exc:
             raise coordination.ToozError(compat.to_text(exc))
-        return True
-
-    def release(self):
-        self.stop_beating()
-        self._redis_lock.local.token = self._token
-        self._token = None
-        return self._tooz_lock.release()
-
-    def stop_beating(self):
-        self._beating.clear()
-
-    def drop(self):
-        """The coordinator is being stopped: every beat ends."""
-        self.stop_beating()
-        self.dropped.set()
-
-    def _start_beating(self):
-        self._beating.set()
-        if self._heart is not None and self._heart.is_alive():
-            return
-
-        def beat():
-            # A third of the timeout: two beats may be lost or late.
-            pause = max(self._redis_lock.timeout / 3.0, 0.1)
-            while self._beating.is_set():
-                try:
-                    if not self.is_still_owner():
-                        break
-                except Exception:  # the next cycle's check logs it
-                    pass
-                time.sleep(pause)
-
-        self._heart = runtime.spawn(beat, 'magnetodb-statsd-heart')
 
 
 class MemcachedLock(object):
@@ -419,19 +525,14 @@ class MemcachedLock(object):
 
     tooz renews its memcached lock with ``touch``, which does not ask
     whose the key is: a holder that lost the lock (stalled past the
-    timeout, or the key evicted) goes on renewing its successor's lock
-    from its heartbeat, and once that successor dies the lock never
-    expires and nobody sends table metrics again. Its Kilo line
-    (0.13-0.15) also has no ``is_still_owner`` and no heart thread, and
-    its release deletes the key whoever holds it. Here the key is tooz's
-    own (hosts on either line share one lock), taken with ``add``, and
-    renewed or released with ``gets``/``cas`` only while it holds our
-    member id. A heart of ours beats three times within the shorter of the
-    lock and membership timeouts, less one second: the group membership
-    (``coordinator.heartbeat()``) always, the lock while held, each back
-    to its full timeout, never beyond. memcached counts whole seconds: a
-    key set to live N seconds lives N-1 to N, so the timeout must be 2 or
-    more.
+    timeout, or the key evicted) goes on renewing its successor's lock,
+    and once that successor dies the lock never expires and nobody sends
+    table metrics again. Its Kilo line (0.13-0.15) also has no
+    ``is_still_owner``, and its release deletes the key whoever holds it.
+    Here the key is tooz's own (hosts on either line share one lock),
+    taken with ``add``, and renewed or released with ``gets``/``cas`` only
+    while it holds our member id, one command pair at a time. memcached
+    counts whole seconds: the timeout must be 2 or more.
     """
 
     def __init__(self, coordinator, key, member):
@@ -448,36 +549,36 @@ class MemcachedLock(object):
         self._key = key
         self._member = member
         self._timeout = coordinator.lock_timeout
+        self._client_timeout = float(coordinator.timeout)
         self._translated = _memcached_failures()
         # Our cycle's calls and our heart's: one gets/cas at a time, or
         # each would see the other's cas as a change of owner.
         self._one_at_a_time = threading.Lock()
-        self._holding = threading.Event()
-        self._stopped = threading.Event()
-        self._heart = runtime.spawn(self._beat, 'magnetodb-statsd-heart')
+        self.owned = False
 
-    def acquire(self, blocking=False):
-        """Take the lock if it is free or already ours; never waits
-        (``blocking`` is tooz's signature): the cycle asks again."""
+    def acquire(self):
+        """Take the lock if it is free; never waits: the cycle asks again."""
         with self._one_at_a_time:
-            held = (self._call('add', self._key, self._member,
-                               expire=self._timeout, noreply=False)
-                    or self._renewed())
-        if held:
-            self._holding.set()
-        return held
+            self.owned = bool(self._call('add', self._key, self._member,
+                                         expire=self._timeout,
+                                         noreply=False))
+        return self.owned
 
-    def is_still_owner(self):
+    def renewed(self):
         """Whether the key still holds our member id; resets its expiry
         to the lock timeout."""
         with self._one_at_a_time:
-            held = self._renewed()
-        if not held:
-            self._holding.clear()
-        return held
+            value, cas = self._call('gets', self._key)
+            return value == self._member and bool(self._call(
+                'cas', self._key, self._member, cas, expire=self._timeout,
+                noreply=False))
+
+    def forget(self):
+        """The key is not ours any more: nothing renews or releases it."""
+        self.owned = False
 
     def release(self):
-        self._holding.clear()
+        self.owned = False
         with self._one_at_a_time:
             value, cas = self._call('gets', self._key)
             if value != self._member:
@@ -487,42 +588,21 @@ class MemcachedLock(object):
             return bool(self._call('cas', self._key, self._member, cas,
                                    expire=-1, noreply=False))
 
-    def drop(self):
-        """The coordinator is being stopped: every beat ends."""
-        self._holding.clear()
-        self._stopped.set()
-
-    def _renewed(self):
-        value, cas = self._call('gets', self._key)
-        return value == self._member and bool(self._call(
-            'cas', self._key, self._member, cas, expire=self._timeout,
-            noreply=False))
-
     def _call(self, command, *args, **kwargs):
         """One client command, failing as tooz's own calls fail (an outage
         reads the same whichever call met it first). A connection that
-        memcached closed fails once, then the client opens a new one: so
-        a failed command is tried once more."""
+        memcached closed fails at once, then the client opens a new one:
+        so a command that failed at once is tried once more (one that
+        timed out is not: that would double the wait)."""
         from tooz import coordination
         call = self._translated(getattr(self._coordinator.client, command))
+        started = compat.monotonic()
         try:
             return call(*args, **kwargs)
         except coordination.ToozConnectionError:
+            if compat.monotonic() - started >= self._client_timeout / 2.0:
+                raise
             return call(*args, **kwargs)
-
-    def _beat(self):
-        # memcached counts whole seconds: a key set now may live one
-        # second less than its timeout. Three beats fit in what is left.
-        pause = max((min(self._timeout,
-                         self._coordinator.membership_timeout) - 1) / 3.0,
-                    0.1)
-        while not self._stopped.wait(pause):
-            try:
-                self._coordinator.heartbeat()
-                if self._holding.is_set():
-                    self.is_still_owner()
-            except Exception:  # the next cycle's check logs it
-                pass
 
 
 def _memcached_failures():

@@ -23,8 +23,11 @@ DogStatsD), dotted name parts by :func:`.metrics.safe_part`: neither can
 hold a character that any of these syntaxes reads (``\\n : | # , = ; [ ]
 { } '`` or a space), nor one that Monasca refuses. Each spelling builds one
 ``%``-template per quantity, once, so that a line costs one formatting
-operation. A dotted name longer than ``max_name_length`` has its label
-parts cut by :func:`.metrics.fit_parts`.
+operation. A name longer than ``max_name_length`` has its label parts cut
+by :func:`.metrics.fit_parts`: a dotted name, and the name of the dialects
+that write their labels into it (``graphite``, ``influxdb``, ``librato``,
+``signalfx``), everything before ``:n|g``, which is what a receiver
+without labels (Gnocchi's statsd daemon, Graphite without tags) stores.
 """
 
 from magnetodb_statsd_middleware import metrics
@@ -38,6 +41,8 @@ LABEL_MODES = (DISABLED, 'dogstatsd', 'graphite', 'influxdb', 'librato',
                'signalfx', 'monasca')
 # Dialects whose value comes before the labels ("|#" after the type).
 _VALUE_FIRST = ('dogstatsd', 'monasca')
+# Dialects whose labels are part of the name, bounded by max_name_length.
+NAME_LABEL_MODES = ('graphite', 'influxdb', 'librato', 'signalfx')
 
 # Label keys of the measurements themselves: user_labels may not use them.
 RESERVED_LABELS = ('project', 'table', 'host', 'subsystem', 'status')
@@ -65,7 +70,7 @@ def spellings(settings):
     found = []
     if settings.label_mode != DISABLED:
         found.append(Labeled(settings.metric_prefix, settings.label_mode,
-                             settings.user_labels))
+                             settings.user_labels, settings.max_name_length))
     if settings.label_mode == DISABLED or settings.emit_legacy:
         found.append(Dotted(settings.metric_prefix,
                             settings.max_name_length))
@@ -77,6 +82,8 @@ class _Spelling(object):
 
     # Whether the value comes before the label values in a template.
     value_first = False
+    # How a label part is cut to fit its room (metrics.fit_parts).
+    _cut = staticmethod(metrics.cut_part)
 
     def __init__(self, prefix):
         self._raw_prefix = prefix
@@ -107,6 +114,7 @@ class _Spelling(object):
         """
         templates = self._templates
         rooms = self._rooms
+        cut = self._cut
         least_room = self._least_room
         safe = self._safe
         value_first = self.value_first
@@ -147,7 +155,8 @@ class _Spelling(object):
                 too_long = length > least_room
             if too_long and length > rooms[quantity]:
                 parts = metrics.fit_parts(labels, safe_labels,
-                                          rooms[quantity], quantity.labels)
+                                          rooms[quantity], quantity.labels,
+                                          cut)
             else:
                 parts = safe_labels
             if value_first:
@@ -161,7 +170,8 @@ class Dotted(_Spelling):
     """``<prefix>.tables.<P>.<T>.size:n|g``: the labels are name parts.
 
     No name is longer than ``max_name_length``: receivers cut longer ones
-    without a word (collectd: 127) or reject them (Monasca: 255).
+    without a word (collectd: 127) or reject them (Gnocchi: 253, Monasca:
+    255).
     """
 
     _safe = staticmethod(metrics.safe_part)
@@ -180,19 +190,39 @@ class Dotted(_Spelling):
 
 
 class Labeled(_Spelling):
-    """``<prefix>.table.size`` with the labels in one of the dialects."""
+    """``<prefix>.table.size`` with the labels in one of the dialects.
 
-    def __init__(self, prefix, mode, user_labels):
+    In the dialects of :data:`NAME_LABEL_MODES` the name with its labels
+    is no longer than ``max_name_length``: the table label value, then the
+    project's, is cut (:func:`.metrics.cut_label`) until it fits.
+    """
+
+    _cut = staticmethod(metrics.cut_label)
+
+    def __init__(self, prefix, mode, user_labels,
+                 max_name_length=metrics.MAX_NAME_LENGTH):
         super(Labeled, self).__init__(prefix)
         if mode not in LABEL_MODES[1:]:
             raise ValueError('unknown label mode %r' % mode)
         self.mode = mode
         self.value_first = mode in _VALUE_FIRST
         self._user_labels = tuple(sorted(user_labels))
+        self._max_name_length = max_name_length
         if mode == 'dogstatsd':
             self._safe = _safe_lower_label
         else:
             self._safe = metrics.safe_label
+
+    def _room(self, quantity):
+        """What ``max_name_length`` leaves for the label values of a name
+        that holds them: the template's name part, without its label
+        values, is the fixed text."""
+        if self.mode not in NAME_LABEL_MODES:
+            return _NO_LIMIT
+        line = self._template(quantity) % (
+            ('',) * len(quantity.labels) + (0,))
+        value = ':%s|%s' % (_VALUE_FORMATS[quantity.kind] % 0, quantity.kind)
+        return self._max_name_length - (len(line) - len(value))
 
     def _template(self, quantity):
         """The quantity's line, ``%s`` standing for each label value.
@@ -228,3 +258,21 @@ class Labeled(_Spelling):
         elif tags:  # signalfx
             tags = '[%s]' % tags
         return '%s%s:%s' % (name, tags, value)
+
+
+def check_name_room(prefix, mode, user_labels, max_name_length):
+    """None if every labeled name of ``mode`` can be kept within
+    ``max_name_length`` (each label value cut to :data:`.metrics.MIN_CUT_PART`
+    at most), else the first that cannot, as a message: the fixed text of a
+    name that holds its labels (``metric_prefix``, the label keys,
+    ``user_labels``) must leave room for them."""
+    if mode not in NAME_LABEL_MODES:
+        return None
+    spelling = Labeled(prefix, mode, user_labels, max_name_length)
+    for quantity in metrics.quantities():
+        slots = len(quantity.labels)
+        if spelling._room(quantity) < metrics.MIN_CUT_PART * slots:
+            line = spelling._template(quantity) % (('*',) * slots + (0,))
+            return '%s cannot be kept within %d characters' % (
+                line.rsplit(':', 1)[0], max_name_length)
+    return None

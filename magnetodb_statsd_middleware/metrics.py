@@ -30,10 +30,13 @@ MAX_VALUE = 2 ** 63 - 1
 MAX_LABEL = 200
 _DIGEST_LENGTH = 8
 
-# Longest dotted name sent by default (max_name_length): Monasca's limit,
-# and Graphite's for one dotted part. A name part cut to fit keeps at least
-# one character before its "_" and 8 hex digits.
-MAX_NAME_LENGTH = 255
+# Longest name sent by default (max_name_length): Gnocchi's statsd daemon
+# stores "<name>|g" in 255 characters; Monasca takes 255, Graphite 255 bytes
+# a dotted part. A name part cut to fit keeps at least one character before
+# its "_" and 8 hex digits.
+MAX_NAME_LENGTH = 253
+# Monasca rejects longer names (and loses the rest of their datagram).
+MONASCA_MAX_NAME_LENGTH = 255
 MIN_CUT_PART = 1 + 1 + _DIGEST_LENGTH
 
 _UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
@@ -76,20 +79,32 @@ def cut_part(raw, length):
                       _digest(raw))
 
 
+def cut_label(raw, length):
+    """As :func:`cut_part` for a label value, whose ``.`` is kept (the
+    shape of a value :func:`safe_label` changed)."""
+    return '%s_%s' % (
+        _UNSAFE_LABEL.sub('_', raw)[:length - _DIGEST_LENGTH - 1],
+        _digest(raw))
+
+
 # Label keys whose values are the collector's own words (a table status,
 # a health subsystem): dashboards name them, so they are cut only when
 # cutting the project and table parts is not enough.
 CUT_LAST = ('status', 'subsystem')
 
 
-def fit_parts(raw_parts, safe_parts, room, keys):
+def fit_parts(raw_parts, safe_parts, room, keys, cut=cut_part):
     """Safe name parts cut until their lengths add up to at most ``room``.
 
     The last part is cut first (a table before its project, see "Name length"
     in doc/source/metrics.rst), the parts of :data:`CUT_LAST` keys after all
     the others, each down to :data:`MIN_CUT_PART` at most; parts that fit are
-    not touched. :func:`check_name_room` makes sure, at configuration time,
-    that every name can fit. ``keys`` are the parts' label keys.
+    not touched. :func:`check_name_room` (and, for the label values a
+    dialect writes into the name, :func:`.dialects.check_name_room`) makes
+    sure, at configuration time, that every name can fit. ``keys`` are the
+    parts' label keys; ``cut`` cuts one part (:func:`cut_part`, or
+    :func:`cut_label` for the label values a dialect writes into the
+    name).
     """
     parts = list(safe_parts)
     excess = sum(map(len, parts)) - room
@@ -102,9 +117,9 @@ def fit_parts(raw_parts, safe_parts, room, keys):
         length = len(parts[index])
         if length <= MIN_CUT_PART:
             continue
-        cut = max(MIN_CUT_PART, length - excess)
-        parts[index] = cut_part(raw_parts[index], cut)
-        excess -= length - cut
+        keep = max(MIN_CUT_PART, length - excess)
+        parts[index] = cut(raw_parts[index], keep)
+        excess -= length - keep
     return tuple(parts)
 
 

@@ -169,12 +169,14 @@ STATSD_OPTS = [
         help='tooz backend URL that elects one process in the whole cluster '
              'to read and send the table metrics, e.g. '
              'redis://host:6379?timeout=10 or '
-             'memcached://host:11211?timeout=10 (the two tested, also on '
-             'CPython 2.7); backend options go in the query '
+             'memcached://host:11211?timeout=10 (the two supported, also '
+             'on CPython 2.7); backend options go in the query '
              'string as tooz defines them (the lock timeout bounds the '
-             'failover). Needs the "coordination" extra. When the backend '
-             'is unreachable, no process sends table metrics until it is '
-             'back; health gauges go on. Empty: the per-host lock only.'),
+             'failover). Needs the "coordination" extra. request_timeout '
+             'bounds every call to it. When the backend is unreachable, '
+             'slow or restarted empty, no process sends table metrics '
+             'until it is back (one ERROR, then one INFO); health gauges '
+             'go on. Empty: the per-host lock only.'),
     cfg.BoolOpt(
         'share_walk', default=False,
         help='With coordination_url: the API hosts share each cycle\'s walk '
@@ -213,15 +215,21 @@ STATSD_OPTS = [
     cfg.Opt(
         'max_name_length', type=optiontypes.Integer(64, 1024),
         default=metrics.MAX_NAME_LENGTH,
-        help='Longest metric name sent, in characters. A dotted name that '
-             'would be longer has its table part (then its project part) '
-             'cut, with "_" and 8 hex digits of the SHA-1 of the raw value '
-             'appended, so names stay distinct and stable; names that fit '
-             'are unchanged. 255 suits Monasca (which rejects longer names) '
-             'and Graphite (255 bytes per dotted part); set 127 for '
-             'collectd\'s statsd plugin, which cuts longer names without a '
-             'word and merges what differs after them. With monasca, at '
-             'most 255.'),
+        help='Longest metric name sent, in characters, in every '
+             'label_mode. A dotted name that would be longer has its table '
+             'part (then its project part) cut, with "_" and 8 hex digits '
+             'of the SHA-1 of the raw value appended, so names stay '
+             'distinct and stable; names that fit are unchanged. With '
+             'graphite, influxdb, librato and signalfx the name includes '
+             'its labels (what a receiver without labels stores): the '
+             'table label value, then the project\'s, is cut the same way '
+             'until it fits, and a metric_prefix or user_labels that '
+             'leave too little room are refused. 253 suits Gnocchi\'s '
+             'statsd daemon (which stores <name>|g in 255 characters), '
+             'Monasca (which rejects names over 255) and Graphite (255 '
+             'bytes per dotted part); set 127 for collectd\'s statsd '
+             'plugin, which cuts longer names without a word and merges '
+             'what differs after them. With monasca, at most 255.'),
     cfg.BoolOpt(
         'emit_legacy', default=False,
         help='With a label_mode, also send the dotted names, so that '

@@ -12,6 +12,7 @@ it; where the runtime has none (2.7), the request compares it with
 
 import atexit
 import logging
+import math
 import os
 import threading
 
@@ -36,6 +37,7 @@ LOCK = 'host lock'
 LOOP = 'collector loop'
 CLUSTER = 'coordination backend'
 SHARED = 'shared walk'
+PLANLESS = 'shared walk plan'
 
 # The pid of the process whose collector runs; a request in any other
 # process (a forked child), or after the loop died (None), starts one. A
@@ -86,10 +88,15 @@ class Scheduler(object):
         if settings.coordination_url:
             self.cluster = coordination.ClusterLock(
                 settings.coordination_url,
-                'magnetodb-statsd-%s' % settings.metric_prefix)
+                'magnetodb-statsd-%s' % settings.metric_prefix,
+                settings.request_timeout)
         self.shared = None
         # (walking a range, ranges) of the last plan, None: no plan.
         self._walking = None
+        # Since when this host has had no plan while the backend answered.
+        self._planless_since = None
+        # The last cycle in which the backend failed this process.
+        self._troubled_cycle = None
         if settings.share_walk and self.cluster is not None:
             self.shared = sharing.SharedWalk(settings, self.cluster)
         self._stop = threading.Event()
@@ -195,26 +202,51 @@ class Scheduler(object):
         try:
             held = self._cluster_held()
         except coordination.CoordinationError as exc:
-            self.outages.failed(CLUSTER, '%s; table metrics are left to '
-                                'nobody until it is back' % exc)
+            self._cluster_failed(exc, 'table metrics are left to nobody '
+                                 'until it is back')
             return False
-        self.outages.succeeded(CLUSTER)
+        self._cluster_answered('the first host to ask takes the lock '
+                               'again')
         return held
 
+    def _cluster_answered(self, retaken):
+        """Every call answered: coordination works, unless the backend
+        lost what this process held (then it is one outage, said once)."""
+        losses = self.cluster.take_losses()
+        if losses:
+            self._cluster_failed('; '.join(losses), retaken)
+        else:
+            self.outages.succeeded(CLUSTER)
+
+    def _recovering(self, number):
+        """Whether cycle ``number`` is within the recovery bound (the
+        lock timeout plus two intervals) of the last cycle in which the
+        backend failed this process: the hosts come back one by one, and
+        ranges missing meanwhile are the outage's, said by it."""
+        interval = self.settings.interval
+        bound = 2 + int(math.ceil(self.cluster.lock_timeout / interval))
+        return (self._troubled_cycle is not None
+                and number - self._troubled_cycle <= bound)
+
+    def _cluster_failed(self, exc, consequence):
+        """One ERROR when the backend fails, naming it without its
+        password: an outage's causes change as it goes (no answer, a
+        timeout, a refused connection, keys gone), and it is one outage
+        until coordination works again."""
+        self._troubled_cycle = sharing.cycle_number(self.settings.interval)
+        self.outages.failed(CLUSTER, '%s: %s; %s' % (
+            self.cluster.where, exc, consequence), key='outage')
+
     def _cluster_held(self):
-        """Whether this process holds the cluster lock; says when that
-        changes. Raises CoordinationError."""
+        """Whether this process holds the cluster lock; says when it
+        takes it. Raises CoordinationError (a lock lost included)."""
         was_holding = self.cluster.holding
         held = self.cluster.held(self.settings.request_timeout)
-        if held != was_holding:
-            if self.shared is not None:
-                done = ('this host plans the shared walk' if held
-                        else 'another host plans the shared walk')
-            else:
-                done = ('table metrics are sent from here' if held
-                        else 'table metrics are left to another host')
-            LOG.info('pid %d %s the cluster lock: %s', os.getpid(),
-                     'holds' if held else 'lost', done)
+        if held and not was_holding:
+            LOG.info('pid %d holds the cluster lock: %s', os.getpid(),
+                     'this host plans the shared walk'
+                     if self.shared is not None
+                     else 'table metrics are sent from here')
         return held
 
     def _shared_step(self):
@@ -235,7 +267,10 @@ class Scheduler(object):
             if planner:
                 last, plan = shared.plan(number)
                 figures = last.measurements
-                if last.problem:
+                if last.problem and self._recovering(number):
+                    # Said by the outage that explains it.
+                    LOG.debug('%s; its totals are withheld', last.problem)
+                elif last.problem:
                     self.outages.failed(SHARED, last.problem + '; its '
                                         'totals are withheld')
                 elif figures:
@@ -245,12 +280,14 @@ class Scheduler(object):
                     shared.stand_down()
                 plan = shared.wait_for_plan(number, self._stop)
         except coordination.CoordinationError as exc:
-            self.outages.failed(CLUSTER, '%s; this host walks no range of '
-                                'the listing until it is back' % exc)
+            self._cluster_failed(exc, 'this host walks no range of the '
+                                 'listing until it is back')
             self._walking = None  # said by the outage
             self.clock.forget()
             return self._cycle(tables=False).completed
-        self.outages.succeeded(CLUSTER)
+        self._cluster_answered('what is lost is taken again where it can '
+                               'be')
+        self._check_planned(plan is not None)
         part = plan.range_of(shared.member) if plan is not None else None
         self._say_part(plan, part)
         if part is None:  # no range of this cycle is this host's
@@ -262,9 +299,28 @@ class Scheduler(object):
         try:
             shared.report(plan, index, result)
         except coordination.CoordinationError as exc:
-            self.outages.failed(CLUSTER, '%s; the range this host walked '
-                                'is not reported' % exc)
+            self._cluster_failed(exc, 'the range this host walked is not '
+                                 'reported')
         return result.completed
+
+    def _check_planned(self, planned):
+        """One ERROR when this host has had no plan for more than two
+        intervals while the backend answers: the cluster may be walking
+        nothing, and only a host that waits can see it."""
+        now = compat.monotonic()
+        if planned:
+            self._planless_since = None
+            self.outages.succeeded(PLANLESS)
+            return
+        if self._planless_since is None:
+            self._planless_since = now
+        if now - self._planless_since > 2 * self.settings.interval:
+            self.outages.failed(PLANLESS, 'no plan for this host for %ds '
+                                'though the coordination backend answers: '
+                                'no host may be walking the listing (a '
+                                'planner stalled, or the hosts\' clocks '
+                                'apart?)' % (now - self._planless_since),
+                                key='planless')
 
     def _say_part(self, plan, part):
         """Log when this host starts or stops walking a range, or the

@@ -54,11 +54,11 @@ def test_every_table_right_with_127_characters(collectd, api_server, prefix,
 
 
 def test_longer_names_are_merged_without_a_word(collectd, serve, prefix):
-    """Why 127: with the default 255, collectd cuts the names and the
+    """Why 127: with the default 253, collectd cuts the names and the
     tables (and a table's size and item count) that share their first 127
     characters overwrite each other."""
     dataset = fakeapi.build_long_names_dataset()
-    expected = peers.expected_gauges(dataset, prefix, max_length=255)
+    expected = peers.expected_gauges(dataset, prefix)
     merged = {}
     for name, value in expected.items():
         merged.setdefault(name[:127], set()).add(value)

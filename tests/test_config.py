@@ -170,7 +170,8 @@ def test_label_options(conf):
 
 def test_max_name_length(conf):
     conf.config(group='statsd', enabled=True)
-    assert config.load_settings({}, {}, conf=conf.conf).max_name_length == 255
+    # Gnocchi's statsd daemon stores "<name>|g" in 255 characters.
+    assert config.load_settings({}, {}, conf=conf.conf).max_name_length == 253
     for value in ('64', '127', '1024'):
         assert config.load_settings(
             {}, {'max_name_length': value},
@@ -186,6 +187,28 @@ def test_max_name_length(conf):
     assert config.load_settings({}, {
         'label_mode': 'monasca', 'max_name_length': '255'},
         conf=conf.conf).label_mode == 'monasca'
+
+
+@pytest.mark.parametrize('mode', ['graphite', 'influxdb', 'librato',
+                                  'signalfx'])
+def test_labels_in_the_name_need_room(conf, mode):
+    """Where the labels are part of the name, the prefix, the label keys
+    and the user labels must leave 10 characters to each cut value: a
+    setup that cannot keep its names within max_name_length is refused at
+    load, naming the option and the name."""
+    conf.config(group='statsd', enabled=True)
+    roomy = {'label_mode': mode, 'user_labels': 'region:' + 'r' * 150}
+    assert config.load_settings({}, roomy, conf=conf.conf).label_mode == mode
+    crowded = dict(roomy, user_labels='region:' + 'r' * 200)
+    with pytest.raises(config.ConfigError,
+                       match=r'max_name_length = 253 is invalid: '
+                             r'magnetodb\.table\.(size|item_count).* '
+                             r'cannot be kept within 253 characters; '
+                             r'shorten metric_prefix or user_labels'):
+        config.load_settings({}, crowded, conf=conf.conf)
+    # The dialects whose labels are not in the name have no such limit.
+    assert config.load_settings({}, dict(crowded, label_mode='dogstatsd'),
+                                conf=conf.conf).label_mode == 'dogstatsd'
 
 
 def test_label_options_from_an_oslo_config_file(conf, tmp_path):

@@ -199,6 +199,26 @@ def test_secrets_stay_out_of_the_logs(cluster, tmp_path):
     assert 's3cret-pw' not in api.log
 
 
+@pytest.mark.parametrize('url', ['zake://', 'etcd3+http://127.0.0.1:2379',
+                                 '127.0.0.1:6379'])
+def test_a_backend_other_than_redis_or_memcached_fails_the_paste_load(url):
+    with pytest.raises(config.ConfigError) as error:
+        config.load_settings({}, {'enabled': 'true', 'coordination_url': url})
+    assert 'redis:// or memcached://' in str(error.value)
+
+
+@pytest.mark.parametrize('url, name', [
+    ('redis://:pw@127.0.0.1:6379?timeout=3&password=x',
+     'redis://127.0.0.1:6379'),
+    ('redis://user:pw@[::1]:6379', 'redis://[::1]:6379'),
+    ('memcached://cache.example.org?timeout=10',
+     'memcached://cache.example.org'),
+    ('redis:///run/redis.sock?password=x', 'redis:///run/redis.sock')])
+def test_log_lines_name_the_backend_without_credentials_or_options(url,
+                                                                   name):
+    assert coordination.backend_name(url) == name
+
+
 def test_missing_tooz_fails_the_paste_load(monkeypatch):
     monkeypatch.setitem(sys.modules, 'tooz', None)
     monkeypatch.setitem(sys.modules, 'tooz.coordination', None)
@@ -211,7 +231,7 @@ def test_missing_tooz_fails_the_paste_load(monkeypatch):
 
 
 def test_the_heartbeat_runs_in_a_thread_of_ours(backend):
-    """tooz's heart beats in a thread made by runtime (a Ctrl-C landing
+    """The heart beats in a thread made by runtime (a Ctrl-C landing
     there under eventlet still reaches the server), and keeps beating.
 
     Native threads here, as under gunicorn gthread: a background call

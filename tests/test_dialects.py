@@ -217,10 +217,12 @@ def _measurements(names):
     return found
 
 
-def _spell(mode, measurements, user_labels=(), emit_legacy=False):
+def _spell(mode, measurements, user_labels=(), emit_legacy=False,
+           max_name_length=metrics.MAX_NAME_LENGTH):
     settings = peers.make_settings(label_mode=mode, metric_prefix='mdb',
                                    user_labels=user_labels,
-                                   emit_legacy=emit_legacy)
+                                   emit_legacy=emit_legacy,
+                                   max_name_length=max_name_length)
     lines = []
     for spelling in dialects.spellings(settings):
         lines.extend(spelling.lines(measurements))
@@ -232,23 +234,54 @@ LABELED = ['dogstatsd', 'graphite', 'influxdb', 'librato', 'signalfx',
 
 
 @pytest.mark.parametrize('mode', LABELED)
-def test_each_dialect_reads_back_every_measurement(mode):
+@pytest.mark.parametrize('max_length', [100, metrics.MAX_NAME_LENGTH, 1024])
+def test_each_dialect_reads_back_every_measurement(mode, max_length):
+    """In the dialects that write their labels into the name, the name
+    with its labels is within ``max_name_length``: the table's value, then
+    the project's, is cut (the documented rule, written again in
+    :func:`peers.expected_labels`)."""
     measurements = _measurements(HOSTILE)
     user = ((u'region', u'r1'), (u'cloud', u'prod'))
-    lines = _spell(mode, measurements, user_labels=user)
+    lines = _spell(mode, measurements, user_labels=user,
+                   max_name_length=max_length)
     assert len(lines) == len(measurements)
     lower = mode == 'dogstatsd'
+    cut = 0
     for line, (quantity, labels, value) in zip(lines, measurements):
         assert '\n' not in line and '\r' not in line
         line.encode('ascii')  # the statsd client sends ASCII
         name, tags, read_value, kind = PARSERS[mode](line)
         assert name == 'mdb.' + quantity.name
         assert (read_value, kind) == (value, quantity.kind)
-        expected = dict(user)
-        expected.update((key, expected_label(raw, lower))
-                        for key, raw in zip(quantity.labels, labels))
+        expected = peers.expected_labels(
+            mode, name, dict(zip(quantity.labels, labels)), user,
+            max_length, lower)
         assert tags == expected
         assert all(len(v) <= 200 for v in tags.values())
+        uncut = dict(user)
+        uncut.update((key, expected_label(raw, lower))
+                     for key, raw in zip(quantity.labels, labels))
+        cut += tags != uncut
+        if mode in peers.NAME_LABEL_MODES:
+            assert len(line.rsplit(':', 1)[0]) <= max_length
+        else:
+            assert tags == uncut
+    assert cut if (mode in peers.NAME_LABEL_MODES
+                   and max_length < 1024) else not cut
+
+
+@pytest.mark.parametrize('mode', peers.NAME_LABEL_MODES)
+def test_labels_cut_to_fit_stay_apart_and_stable(mode):
+    """Tables that differ only after the room left, a table's size and
+    item count, and the same table at the next cycle."""
+    raws = [u'x' * 255, u'x' * 254 + u'y', u'x' * 200, u'x' * 199 + u'.']
+    measurements = [(metrics.TABLE[metric], (u'p' * 150, raw), 1)
+                    for raw in raws for metric in metrics.TABLE_METRICS]
+    first = _spell(mode, measurements)
+    assert first == _spell(mode, measurements)
+    names = set(line.rsplit(':', 1)[0] for line in first)
+    assert len(names) == len(measurements)
+    assert max(len(name) for name in names) == metrics.MAX_NAME_LENGTH
 
 
 @pytest.mark.parametrize('mode', LABELED + ['disabled'])
@@ -296,7 +329,7 @@ def test_the_dotted_spelling_reads_back():
         name, _, read_value, kind = parse_dotted(line)
         assert name == peers.expected_dotted_name(
             'mdb', quantity.dotted, labels, keys=quantity.labels)
-        assert len(name) <= 255
+        assert len(name) <= metrics.MAX_NAME_LENGTH
         assert (read_value, kind) == (value, quantity.kind)
 
 

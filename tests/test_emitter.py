@@ -53,7 +53,7 @@ def test_labeled_datagrams_never_exceed_max_packet_size(udp, mode):
 
 
 def test_a_line_that_cannot_fit_is_dropped_and_counted(udp):
-    # Cut to max_name_length (255), the name is still longer than 200.
+    # Cut to max_name_length (253), the name is still longer than 200.
     sink = _send(udp, [(SIZE, ('p', 'x' * 600), 1), (SIZE, ('p', 'ok'), 2)],
                  max_packet_size=200)
     assert udp.lines == ['magnetodb.tables.p.ok.size:2|g']

@@ -76,7 +76,7 @@ def test_names_of_255_characters_are_stored_and_read_back(
     """Graphite stores each dotted part as a file or directory name of 255
     bytes at most (``.wsp`` included). A 255-character table name with a
     ``.`` becomes a 264-character part once made safe: cut to
-    max_name_length (255) with its hash, it is stored and read back, and
+    max_name_length (253) with its hash, it is stored and read back, and
     so are the longest names that fit and non-ASCII ones."""
     dotted = 'd' * 100 + '.' + 'D' * 154
     names = [dotted, 'x' * 255, 'L' * 254 + '.', '9' * 200, u'caf\u00e9',
@@ -94,7 +94,7 @@ def test_names_of_255_characters_are_stored_and_read_back(
                     in peers.expected_gauges(dataset, prefix).items()
                     if '.tables.' in name)
     assert len(expected) == 2 * len(names)
-    assert max(len(name) for name in expected) == len('stats.gauges.') + 255
+    assert max(len(name) for name in expected) == len('stats.gauges.') + 253
     graphite.wait_for_values(['stats.gauges.%s.tables.*.*.*' % prefix],
                              expected)
 

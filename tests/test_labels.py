@@ -53,7 +53,8 @@ def test_hostile_names_reach_statsd_as_tags(serve, statsd_daemon, prefix,
         % health.port, host_name=u'API-Host.1'), outages.OutageLog())
     assert result.completed, result.error
     lower = mode == 'dogstatsd'
-    expected = peers.expected_labeled(dataset, prefix, lower, USER)
+    expected = peers.expected_labeled(dataset, prefix, lower, USER,
+                                      mode=mode)
     tables = len(HOSTILE_TABLES) + 1
     # Per project: tables and sums, 5 statuses, stuck; totals likewise.
     assert len(expected) == 3 * (2 * tables + 3 + 5 + 1) + 4 + 5 + 1

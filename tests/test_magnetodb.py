@@ -195,6 +195,132 @@ def _cluster_lock_ttl(backend, prefix):
     return client.pttl(key) / 1000.0
 
 
+OUTAGE_LOCK_TIMEOUT = 4
+# Longer than the lock timeout and the request timeout: every call fails,
+# every lock and membership expires meanwhile.
+FROZEN = OUTAGE_LOCK_TIMEOUT + 3
+_ANY_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|CRITICAL|INFO) (\S+) ')
+
+
+@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
+def test_the_coordination_backend_frozen_and_restarted_empty(
+        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
+    """Two MagnetoDB 2015.1 servers sharing the walk through tooz's Kilo
+    line, the backend frozen (SIGSTOP, as behind a partition) then
+    restarted empty: each server logs each outage once at ERROR and its
+    end once at INFO, nothing else at WARNING or above from any logger
+    (tooz's included), no traceback; every gauge is back within the lock
+    timeout plus two intervals of the backend; the API never notices."""
+    backend = peers.BackendServer.of(scheme, str(tmp_path))
+    try:
+        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
+                                                OUTAGE_LOCK_TIMEOUT)
+        tables = HEALTHY[:50]
+        data = str(tmp_path / 'shared.json')
+        mdb.write_data(data, tables)
+        expected = mdb.expected_gauges(tables, prefix)
+        servers = []
+        for host in ('mdb-a', 'mdb-b'):
+            port = peers.free_port()
+            options = _statsd_options(statsd_daemon, prefix, port, host)
+            options.update(coordination_url=url, share_walk='true',
+                           request_timeout=2)
+            servers.append(magnetodb(tables, data=data, port=port,
+                                     statsd=options))
+        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        probes = [peers.RequestLoop(server.url + '/healthcheck')
+                  for server in servers]
+        offsets = [len(server.log) for server in servers]
+        recoveries = {}
+        try:
+            backend.process.send_signal(signal.SIGSTOP)
+            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 1),
+                           timeout=30, message='the freeze logged')
+            frozen_until = time.time() + FROZEN
+            while time.time() < frozen_until:
+                assert not _all_say(servers, offsets, 'INFO', 1, any)
+                time.sleep(0.2)
+            backend.process.send_signal(signal.SIGCONT)
+            recoveries['frozen'] = _every_gauge_back(
+                statsd_daemon, prefix, expected, time.time())
+            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
+                           timeout=30, message='the recovery logged')
+
+            backend.stop()
+            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
+                           timeout=30, message='the restart logged')
+            backend.start()
+            recoveries['restarted empty'] = _every_gauge_back(
+                statsd_daemon, prefix, expected, time.time())
+            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
+                           timeout=30, message='the recovery logged')
+        finally:
+            backend.process.send_signal(signal.SIGCONT)
+            for probe in probes:
+                probe.stop()
+        for server, offset in zip(servers, offsets):
+            print('\n'.join(line for line in server.log[offset:].splitlines()
+                            if _ANY_LINE.match(line)))
+        for what, seconds in sorted(recoveries.items()):
+            print('%s (%s): every gauge back %.1fs after the backend'
+                  % (what, scheme, seconds))
+            assert seconds <= (OUTAGE_LOCK_TIMEOUT + 2 * 2
+                               + peers.SCHEDULING_SLACK), (what, seconds)
+        for probe in probes:
+            print('/healthcheck meanwhile: %d requests, max %.3fs'
+                  % (len(probe.durations), max(probe.durations)))
+            assert probe.durations and not probe.failures, probe.failures
+            assert max(probe.durations) < peers.SCHEDULING_SLACK
+        for server, offset in zip(servers, offsets):
+            said = _outage_lines(server, offset)
+            assert 'Traceback' not in server.log[offset:]
+            assert [level for level, _, _ in said
+                    if level != 'INFO'] == ['ERROR', 'ERROR'], said
+            assert all('coordination backend failed' in line
+                       for level, _, line in said if level == 'ERROR')
+            assert sum('coordination backend recovered' in line
+                       for _, _, line in said) == 2, said
+    finally:
+        backend.process.send_signal(signal.SIGCONT)
+        backend.stop()
+
+
+def _outage_lines(server, offset):
+    """``[(level, logger, line)]`` of every logger, logged since
+    ``offset``, INFO lines of this package about the outage only."""
+    found = []
+    for line in server.log[offset:].splitlines():
+        match = _ANY_LINE.match(line)
+        if match and (match.group(1) != 'INFO'
+                      or 'coordination backend' in line):
+            found.append((match.group(1), match.group(2), line))
+    return found
+
+
+def _all_say(servers, offsets, level, count, every=all):
+    """Whether every server (or any) logged ``count`` outage lines at
+    ``level`` since its offset."""
+    return every(sum(said == level for said, _, _ in
+                     _outage_lines(server, offset)) >= count
+                 for server, offset in zip(servers, offsets))
+
+
+def _every_gauge_back(daemon, prefix, expected, since):
+    """Seconds from ``since`` until every gauge, deleted then, holds its
+    value again; none holds another value meanwhile."""
+    daemon.delete_gauges(prefix + '.')
+
+    def arrived():
+        gauges = _data_gauges(daemon, prefix)
+        wrong = dict((k, v) for k, v in gauges.items()
+                     if expected.get(k) != v)
+        assert not wrong, wrong
+        return gauges == expected
+    peers.wait_for(arrived, timeout=60, interval=0.2,
+                   message='every gauge again, each right')
+    return time.time() - since
+
+
 SHARE_INTERVAL = 6
 
 
@@ -456,6 +582,39 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
         assert len(pollers) == 1 and pollers <= workers
     else:
         assert pollers == {server.process.pid}
+    assert 'Traceback' not in server.log
+
+
+def test_a_sigkilled_gunicorn_worker_is_replaced_within_one_interval(
+        magnetodb, statsd_daemon, prefix):
+    """MagnetoDB's own production mode, gunicorn 19.3 with eventlet
+    workers: SIGKILL the worker that polls; another worker, one that
+    stood by, polls within one interval (plus the suite's slack), and
+    only one worker polls at a time."""
+    port = peers.free_port()
+    interval = 2
+    options = _statsd_options(statsd_daemon, prefix, port, 'mdb-gunicorn')
+    options.update(interval=interval)
+    server = magnetodb(HEALTHY[:50], mode='gunicorn', port=port,
+                       statsd=options)
+    peers.wait_for(lambda: len(server.worker_pids()) == 3, timeout=60,
+                   message='three gunicorn workers')
+    def pollers_since(count):
+        return {pid for pid, _ in server.polls()[count:]}
+    peers.wait_for(server.polls, timeout=60, message='the first poll')
+    (holder,) = pollers_since(0)
+    assert holder in server.worker_pids()
+    os.kill(holder, signal.SIGKILL)
+    killed, seen = time.time(), len(server.polls())
+    taken = peers.wait_for(lambda: pollers_since(seen) - {holder},
+                           timeout=60, message='another worker to poll')
+    takeover = time.time() - killed
+    print('gunicorn eventlet worker SIGKILLed: another polls after %.2fs'
+          % takeover)
+    assert takeover <= interval + peers.SCHEDULING_SLACK, takeover
+    # One worker at a time: one that stood by, or the one gunicorn
+    # started in the killed one's place.
+    assert len(taken) == 1, taken
     assert 'Traceback' not in server.log
 
 

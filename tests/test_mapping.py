@@ -99,7 +99,7 @@ def sent(request):
     """``{mode: [(name, type, tags)]}``: every line of healthy cycles, a
     cycle with rejected values and a failed cycle, dotted and labeled."""
     dataset = fakeapi.build_dataset(projects=3, tables=60, seed=2)
-    # The last name is cut to max_name_length (255), keeping its parts.
+    # The last name is cut to max_name_length (253), keeping its parts.
     dataset['b2c3'] = [fakeapi.Table(u'Orders.2015', 'ACTIVE', 5, 1),
                        fakeapi.Table(u'tmp table', 'CREATING'),
                        fakeapi.Table(u'L.' * 127 + u'x', 'ACTIVE', 7, 2)]

@@ -154,7 +154,7 @@ def _long_name_lines(max_length, prefix='magnetodb'):
     return [(line,) + m for line, m in zip(lines, measurements)]
 
 
-@pytest.mark.parametrize('max_length', [64, 127, 255, 1024])
+@pytest.mark.parametrize('max_length', [64, 127, 253, 255, 1024])
 def test_no_name_is_longer_and_every_name_is_its_own(max_length):
     spelled = _long_name_lines(max_length)
     names = [line.split(':')[0] for line, _, _, _ in spelled]

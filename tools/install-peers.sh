@@ -4,11 +4,13 @@
 # (outside the clone, so that a fresh clone reuses it), redis-server and
 # memcached for the tooz coordination tests, and Graphite (carbon-cache
 # with whisper storage, graphite-web) for the Graphite and Grafana tests,
-# and collectd (its statsd plugin) for the collectd tests, and uWSGI
-# 2.0.21, all from Debian's packages; and monasca-agent's statsd daemon
-# and Keystone (the identity service, for the tests of auth_type) from
-# PyPI. The tests start every peer themselves, on loopback, with
-# their own folders: no system service is started or configured.
+# and collectd (its statsd plugin) for the collectd tests, Gnocchi's
+# statsd daemon (gnocchi-statsd 4.4.2) and PostgreSQL for its indexer for
+# the Gnocchi tests, and uWSGI 2.0.21, all from Debian's packages; and
+# monasca-agent's statsd daemon and Keystone (the identity service, for
+# the tests of auth_type) from PyPI. The tests start every peer
+# themselves, on loopback, with their own folders: no system service is
+# started or configured.
 set -euo pipefail
 
 cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
@@ -25,6 +27,12 @@ command -v memcached >/dev/null 2>&1 || missing+=(memcached)
 [ -f /usr/lib/python3/dist-packages/graphite/settings.py ] \
     || missing+=(graphite-web)
 [ -x /usr/sbin/collectd ] || missing+=(collectd-core)
+# gnocchi-statsd brings python3-gnocchi (its indexer, storage and Python
+# API, which the tests read back through); its indexer needs a database
+# server: the tests run a private PostgreSQL cluster.
+[ -x /usr/bin/gnocchi-statsd ] || missing+=(gnocchi-statsd)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+    || missing+=(postgresql)
 # Debian 12's uWSGI 2.0.21 and its plugin for the system's Python 3.11:
 # the uWSGI that runs no Python threads without enable-threads.
 [ -x /usr/bin/uwsgi_python3 ] || missing+=(uwsgi-core uwsgi-plugin-python3)

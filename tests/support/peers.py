@@ -422,8 +422,12 @@ def _expected(dataset, metrics, key, tables=None, withheld=(), stuck=()):
     return gauges
 
 
+# The default max_name_length (doc/source/configuration.rst).
+MAX_NAME_LENGTH = 253
+
+
 def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
-                    max_length=255, withheld=(), stuck=()):
+                    max_length=MAX_NAME_LENGTH, withheld=(), stuck=()):
     """What StatsD must hold for ``dataset`` (computed independently)."""
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
@@ -457,7 +461,7 @@ def expected_name_part(raw):
     return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
 
 
-def expected_dotted_name(prefix, dotted, raw_parts, max_length=255,
+def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
                          keys=()):
     """doc/source/metrics.rst, "Name length", written again for the tests: the
     name ``<prefix>.<dotted>`` with each ``%s`` a safe raw part; while it is
@@ -482,6 +486,59 @@ def expected_dotted_name(prefix, dotted, raw_parts, max_length=255,
     return prefix + '.' + dotted % tuple(parts)
 
 
+# The dialects that write their labels into the name.
+NAME_LABEL_MODES = ('graphite', 'influxdb', 'librato', 'signalfx')
+
+
+def labeled_name(mode, name, labels):
+    """``name`` with ``labels`` (sorted by key) as the ``mode`` dialect of
+    :data:`NAME_LABEL_MODES` writes it before ``:n|g``."""
+    pairs = sorted(labels.items())
+    if mode == 'graphite':
+        return name + ''.join(';%s=%s' % pair for pair in pairs)
+    if mode == 'influxdb':
+        return name + ''.join(',%s=%s' % pair for pair in pairs)
+    tags = ','.join('%s=%s' % pair for pair in pairs)
+    if not tags:
+        return name
+    return name + ('#%s' % tags if mode == 'librato' else '[%s]' % tags)
+
+
+def expected_labels(mode, name, raw_labels, user_labels=(),
+                    max_length=MAX_NAME_LENGTH, lower=False):
+    """doc/source/metrics.rst, "Name length", for labels, written again for
+    the tests: ``{key: value}`` of the quantity ``name`` whose own labels
+    have the raw values ``raw_labels``, user labels merged in. In the
+    dialects that write their labels into the name, while the name with
+    them is longer than ``max_length``, the table's value (then the
+    project's, the host's; a status or subsystem after all the others) is
+    cut to what fits, at least 1 character with ``.`` kept, and gets ``_``
+    and 8 hex digits of its raw value's SHA-1."""
+    safe = dict((key, expected_label(raw, lower))
+                for key, raw in raw_labels.items())
+    words = ('status', 'subsystem')
+    order = (sorted([k for k in safe if k not in words], reverse=True)
+             + sorted([k for k in safe if k in words], reverse=True))
+
+    def labels():
+        found = dict(user_labels)
+        found.update(safe)
+        return found
+    if mode not in NAME_LABEL_MODES:
+        return labels()
+    for key in order:
+        excess = len(labeled_name(mode, name, labels())) - max_length
+        if excess <= 0:
+            break
+        if len(safe[key]) <= 10:
+            continue
+        keep = max(1, len(safe[key]) - excess - 9)
+        raw = raw_labels[key]
+        safe[key] = (re.sub(r'[^A-Za-z0-9_.-]', '_', raw)[:keep] + '_'
+                     + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+    return labels()
+
+
 def graphite_key(name, labels):
     """``name;k1=v1;k2=v2`` with the labels sorted by key: a Graphite 1.1
     tagged series, and the key Etsy statsd 0.9 makes of DogStatsD tags."""
@@ -489,19 +546,23 @@ def graphite_key(name, labels):
 
 
 def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
-                     metrics=('size', 'item_count'), withheld=(), stuck=()):
+                     metrics=('size', 'item_count'), withheld=(), stuck=(),
+                     mode=None, max_length=MAX_NAME_LENGTH):
     """``{graphite_key: value}`` that StatsD must hold for ``dataset`` with
     labels; only the ``(project, table)`` in ``tables`` get table series
-    when it is given (``withheld``, ``stuck``: see :func:`_expected`)."""
-    user = dict(user_labels)
+    when it is given (``withheld``, ``stuck``: see :func:`_expected`).
+    With a ``mode`` of :data:`NAME_LABEL_MODES` the keys are that dialect's
+    names with their labels, cut to ``max_length``."""
 
     def key(level, quantity, project=None, table=None, status=None):
-        labels = dict((k, expected_label(v, lower))
-                      for k, v in (('project', project), ('table', table),
-                                   ('status', status))
-                      if v is not None)
-        labels.update(user)
-        return graphite_key('%s.%s.%s' % (prefix, level, quantity), labels)
+        name = '%s.%s.%s' % (prefix, level, quantity)
+        labels = expected_labels(
+            mode, name, dict((k, v) for k, v in (
+                ('project', project), ('table', table), ('status', status))
+                if v is not None), user_labels, max_length, lower)
+        if mode in NAME_LABEL_MODES:
+            return labeled_name(mode, name, labels)
+        return graphite_key(name, labels)
     return _expected(dataset, metrics, key, tables, withheld, stuck)
 
 
@@ -604,12 +665,12 @@ def uwsgi_command(server):
 
 
 # gunicorn 19.3 (MagnetoDB 2015.1's) cannot be run with "python -m", and
-# knows its gthread worker by class path only.
+# knows its gthread worker by class path only. Its eventlet workers are
+# run by MagnetoDB's own gunicorn script (magnetodb_peer).
 GUNICORN = ('from tests.support import apps; apps.configure_logging(); '
             'from gunicorn.app.wsgiapp import run; run()')
 WORKER_CLASSES = {'sync': 'gunicorn.workers.sync.SyncWorker',
-                  'gthread': 'gunicorn.workers.gthread.ThreadWorker',
-                  'eventlet': 'gunicorn.workers.geventlet.EventletWorker'}
+                  'gthread': 'gunicorn.workers.gthread.ThreadWorker'}
 
 
 class APIServer(object):
@@ -826,9 +887,20 @@ class BackendServer(object):
         self.process.kill()
         self.process.wait()
 
+    def flush(self):
+        """Forget every key at once, as a restart that comes back empty
+        before anyone notices it was gone."""
+        with contextlib.closing(socket.create_connection(
+                ('127.0.0.1', self.port), 5)) as s:
+            command, answer = self.FLUSH
+            s.sendall(command + b'\r\n')
+            assert s.recv(16).startswith(answer)
+
 
 class RedisServer(BackendServer):
     """A real redis-server on loopback, for the tooz coordination tests."""
+
+    FLUSH = (b'FLUSHALL', b'+OK')  # command, answer
 
     def start(self):
         self.process = subprocess.Popen(
@@ -852,6 +924,8 @@ class MemcachedServer(BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""
+
+    FLUSH = (b'flush_all', b'OK')  # command, answer
 
     def start(self):
         # memcached refuses to run as root unless told which user to be.

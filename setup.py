@@ -48,7 +48,22 @@ setuptools.setup(
             'pymemcache>=1.2,<2; python_version < "3"',
             'tooz>=6.0; python_version >= "3"',
         ],
+        # A token from Keystone for the monitoring requests (auth_type):
+        # keystoneauth1 on CPython 3; on 2.7 what a MagnetoDB 2015.1
+        # deployment already has (python-keystoneclient 1.3.4, pinned by
+        # Kilo; keystoneauth1 did not exist yet), so the extra changes none
+        # of its packages.
+        'keystone': [
+            'python-keystoneclient>=1.3,<2; python_version < "3"',
+            'keystoneauth1>=3.4; python_version >= "3"',
+        ],
         'test': [
+            'python-keystoneclient>=1.3,<2; python_version < "3"',
+            'keystoneauth1>=3.4; python_version >= "3"',
+            # Real keystonemiddleware in front of the fixture API: on 2.7
+            # MagnetoDB 2015.1's own release.
+            'keystonemiddleware>=1.5.2,<1.6; python_version < "3"',
+            'keystonemiddleware>=10; python_version >= "3"',
             'redis>=2.10,<3; python_version < "3"',
             'redis>=4; python_version >= "3"',
             'pymemcache>=1.2,<2; python_version < "3"',

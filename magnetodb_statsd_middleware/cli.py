@@ -5,8 +5,9 @@
 * ``--once``: one cycle; exit 0 if it completed, 1 with a one-line error;
 * ``--dry-run``: print the metric lines instead of sending them (with
   ``--once``, a configuration test like ``telegraf --test``);
-* ``--check``: validate the configuration, reach the monitoring API and the
-  health check, resolve the StatsD host; one line each, exit 1 on failure.
+* ``--check``: validate the configuration, get a Keystone token (with
+  ``auth_type``), reach the monitoring API and the health check, resolve
+  the StatsD host; one line each, exit 1 on failure.
 
 The ``[statsd]`` group is read from ``--config-file``/``--config-dir``;
 ``enabled`` is ignored here: running the command is the switch.
@@ -24,6 +25,7 @@ from magnetodb_statsd_middleware import config
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import health
+from magnetodb_statsd_middleware import keystone
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import scheduler
@@ -53,12 +55,19 @@ def _check(settings, conf):
     results = [('OK', 'configuration', 'valid')]
     results.extend(('WARN', 'configuration', problem)
                    for problem in config.unknown_options(conf))
-    client = monitoring.MonitoringClient(settings)
+    auth = keystone.token_source(settings, outages.OutageLog())
+    if auth is not None:
+        try:
+            auth.token()
+            results.append(('OK', 'Keystone', 'a token for %s' % auth.whom))
+        except keystone.KeystoneError as exc:
+            results.append(('FAIL', 'Keystone', compat.to_text(exc)))
+    client = monitoring.MonitoringClient(settings, auth)
     try:
         rows = client.probe()
         results.append(('OK', 'monitoring API', 'answered with %d row'
                         % len(rows)))
-    except monitoring.MonitoringError as exc:
+    except (monitoring.MonitoringError, keystone.KeystoneError) as exc:
         results.append(('FAIL', 'monitoring API', compat.to_text(exc)))
     finally:
         client.close()
@@ -71,7 +80,7 @@ def _check(settings, conf):
     except emitter.EmitError as exc:
         results.append(('FAIL', 'StatsD', compat.to_text(exc)))
     if settings.healthcheck_url:
-        measurements, error, _ = health.health_measurements(settings)
+        measurements, error, _ = health.health_measurements(settings, auth)
         overall = measurements[-1][2]  # overall comes last
         results.append(('FAIL' if error else 'OK', 'health check',
                         error or 'overall %d' % overall))

@@ -187,3 +187,52 @@ def config_parse_kwargs(conf):
     except AttributeError:  # pragma: no cover (2.7)
         names = inspect.getargspec(conf.__call__).args
     return {'use_env': False} if 'use_env' in names else {}
+
+
+# Keystone's client library: keystoneauth1 on CPython 3; on 2.7 the one a
+# MagnetoDB 2015.1 deployment has (python-keystoneclient 1.3, whose
+# session and identity plugins keystoneauth1 was later split from, with
+# the same calls). Plugins by keystoneauth's names.
+if PY2:  # pragma: no cover
+    KEYSTONE_LIBRARY = 'python-keystoneclient'
+
+    def _keystone():
+        from keystoneclient import exceptions
+        from keystoneclient import session
+        from keystoneclient.auth.identity import generic
+        from keystoneclient.auth.identity import v3
+        return exceptions, session, {'password': generic.Password,
+                                     'v3password': v3.Password}
+else:
+    KEYSTONE_LIBRARY = 'keystoneauth1'
+
+    def _keystone():
+        from keystoneauth1 import exceptions
+        from keystoneauth1 import session
+        from keystoneauth1.identity import generic
+        from keystoneauth1.identity import v3
+        return exceptions, session, {'password': generic.Password,
+                                     'v3password': v3.Password}
+
+
+def keystone_unavailable():
+    """Why no Keystone session can be made here, or ''."""
+    try:
+        _keystone()
+    except ImportError as exc:
+        return 'it needs %s (the "keystone" extra): %s' % (KEYSTONE_LIBRARY,
+                                                          exc)
+    return ''
+
+
+def keystone_session(auth_type, credentials, verify, timeout, user_agent):
+    """``(session, plugin, errors)``: a Keystone session that gets its
+    token through the password plugin ``auth_type`` with ``credentials``
+    (keystoneauth's argument names; empty ones left out), and the
+    library's base exception."""
+    exceptions, session, plugins = _keystone()
+    plugin = plugins[auth_type](**dict(
+        (name, value) for name, value in credentials.items() if value))
+    return (session.Session(auth=plugin, verify=verify, timeout=timeout,
+                            user_agent=user_agent),
+            plugin, exceptions.ClientException)

@@ -67,7 +67,8 @@ class Settings(collections.namedtuple(
 
     One field per option, built with keywords; the ones left out take the
     option's declared default.
-    ``coordination_url`` is a secret and stays out of the repr.
+    ``coordination_url`` and ``password`` are secrets and stay out of the
+    repr.
     """
 
     __slots__ = ()
@@ -78,8 +79,9 @@ class Settings(collections.namedtuple(
         return super(Settings, cls).__new__(cls, **values)
 
     def __repr__(self):
-        shown = self._replace(coordination_url='***' if
-                              self.coordination_url else '')
+        shown = self._replace(
+            coordination_url='***' if self.coordination_url else '',
+            password='***' if self.password else '')
         return super(Settings, shown).__repr__()
 
 
@@ -134,10 +136,11 @@ def _config_files(conf):
     return files
 
 
-def file_values(conf):
-    """``{key: (raw value, file)}`` of the ``[statsd]`` sections of the
-    files ``conf`` read, every key as written; the last one wins, as in
-    oslo.config."""
+def file_values(conf, group=opts.GROUP):
+    """``{key: (raw value, file)}`` of the ``[statsd]`` sections (or of
+    another ``group``'s) of the files ``conf`` read, every key as written;
+    the last one wins, as in oslo.config."""
+    group = group.lower()
     found = {}
     for path in _config_files(conf):
         sections = {}
@@ -146,7 +149,7 @@ def file_values(conf):
         except (cfg.Error, ValueError) + compat.OS_ERRORS:
             continue  # oslo.config itself said what is wrong with it
         for section, values in sections.items():
-            if section.lower() == opts.GROUP:
+            if section.lower() == group:
                 for key, raw in values.items():
                     found[key] = (raw[-1], path)
     return found
@@ -259,7 +262,67 @@ def load_settings(global_conf=None, local_conf=None, conf=None,
     for name in _OPTS_BY_NAME:
         if name in local_conf:
             values[name] = _convert(name, local_conf[name])
+    _read_auth_section(oslo_conf, values)
     return _validated(values)
+
+
+# keystonemiddleware's Kilo name of auth_type in [keystone_authtoken].
+KILO_AUTH_TYPE = 'auth_plugin'
+
+
+def _read_auth_section(conf, values):
+    """Fill auth_type and the credentials left empty in ``[statsd]`` and
+    the paste section from the ``auth_section`` group of the config files.
+
+    Its options belong to another library (keystonemiddleware registers
+    them, with types of its own): they are read from the files as
+    written, never registered here.
+    """
+    section = values['auth_section']
+    if not section:
+        return
+    found = file_values(conf, section)
+    if not found:
+        raise ConfigError('[statsd] auth_section = %r is invalid: no config '
+                          'file read by this process has a [%s] group'
+                          % (section, section))
+    raw = dict((key, value) for key, (value, _) in found.items())
+    if 'auth_type' not in raw and KILO_AUTH_TYPE in raw:
+        raw['auth_type'] = raw[KILO_AUTH_TYPE]
+    for name in ('auth_type',) + opts.CREDENTIAL_NAMES:
+        if not values[name] and raw.get(name):
+            _, path = found.get(name) or found[KILO_AUTH_TYPE]
+            values[name] = _convert(name, raw[name],
+                                    '[%s] of %s' % (section, path))
+    if not values['auth_type']:
+        # Kilo's admin_user/admin_password form: no plugin to use.
+        raise ConfigError('[statsd] auth_section = %r is invalid: [%s] sets '
+                          'no auth_type (nor auth_plugin); give it the '
+                          'password plugin (auth_plugin = password and '
+                          'keystoneauth\'s credential options)'
+                          % (section, section))
+
+
+def _check_auth(values):
+    """Why the Keystone settings cannot get a token, or ''."""
+    missing = [name for name in ('auth_url', 'username', 'password')
+               if not values[name]]
+    for pair in (('project_name', 'project_id'),
+                 ('user_domain_name', 'user_domain_id')):
+        if not (values[pair[0]] or values[pair[1]]):
+            missing.append(' or '.join(pair))
+    if values['project_name'] and not (values['project_domain_name'] or
+                                       values['project_domain_id']):
+        missing.append('project_domain_name or project_domain_id')
+    if missing:
+        return '%s not set%s' % (
+            ', '.join(missing), ' (nor in [%s])' % values['auth_section']
+            if values['auth_section'] else '')
+    try:
+        _URL_TYPE(values['auth_url'])
+    except ValueError as exc:
+        return 'auth_url = %r: %s' % (values['auth_url'], exc)
+    return compat.keystone_unavailable()
 
 
 def _validated(values):
@@ -286,6 +349,14 @@ def _validated(values):
         if problem:  # the URL is a secret: never in the message
             raise ConfigError('[statsd] coordination_url is invalid: %s'
                               % problem)
+    auth_type = values['auth_type'] or ''
+    if auth_type:
+        problem = _check_auth(values)
+        if problem:  # never the password
+            raise ConfigError('[statsd] auth_type = %r is invalid: %s'
+                              % (auth_type, problem))
+    credentials = dict((name, compat.to_text(values[name] or '') if auth_type
+                        else '') for name in opts.CREDENTIAL_NAMES)
     user_labels = _frozen(values['user_labels'])
     if values['label_mode'] == 'dogstatsd':
         for key, value in user_labels:
@@ -371,4 +442,7 @@ def _validated(values):
         include_tables=_frozen(values['include_tables']),
         exclude_tables=_frozen(values['exclude_tables']),
         top_tables=values['top_tables'],
+        auth_type=auth_type,
+        auth_section=values['auth_section'] or '',
+        **credentials
     )

@@ -13,6 +13,7 @@ as a whole (``monitoring API``) and some projects' data failing
 from magnetodb_statsd_middleware import compat
 from magnetodb_statsd_middleware import emitter
 from magnetodb_statsd_middleware import health
+from magnetodb_statsd_middleware import keystone
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import monitoring
@@ -91,10 +92,10 @@ def _unreadable_cause(unreadable):
             % (count, '' if count == 1 else 's', named))
 
 
-def _send_health(settings, outages, sink):
+def _send_health(settings, outages, sink, auth):
     """Send this host's health; False when it was withheld: no answer
     during the start-up grace is the server starting, not a host down."""
-    checked = health.health_measurements(settings)
+    checked = health.health_measurements(settings, auth)
     if checked.error and not checked.answered and outages.in_grace:
         outages.failed(HEALTH, checked.error)  # quiet: DEBUG
         return False
@@ -107,30 +108,35 @@ def _send_health(settings, outages, sink):
 
 
 def _send_tables(settings, outages, sink, started, selector, memory,
-                 clock, bounds=None):
+                 clock, bounds=None, auth=None):
     """The table, project, total and collector metrics (of the range
     ``bounds`` of a shared walk: table and project metrics only); returns
     the CycleResult."""
     metric_set = metrics.MetricSet(settings.metrics, selector, clock)
     counts = metric_set.counts
-    client = monitoring.MonitoringClient(settings)
+    client = monitoring.MonitoringClient(settings, auth)
     unreadable = None  # stays None unless the listing was read to its end
     error = ''
     walked = []
+    without_token = False
     try:
         unreadable = _read_listing(settings, client, metric_set, sink,
                                    memory, bounds, walked)
     except monitoring.MonitoringError as exc:
         error = compat.to_text(exc)
+    except keystone.KeystoneError as exc:
+        # Logged by the TokenSource; the API itself was not asked.
+        error = compat.to_text(exc)
+        without_token = True
     finally:
         client.close()
     if not error and client.bad_rows:
         error = ('%d listing rows lack a project id; totals are withheld'
                  % client.bad_rows)
-    if error:
-        outages.failed(MONITORING, error)
-    else:
+    if not error:
         outages.succeeded(MONITORING)
+    elif not without_token:
+        outages.failed(MONITORING, error)
     if unreadable is not None:
         counts.projects_failed = len(unreadable)
         if unreadable:
@@ -170,7 +176,7 @@ def _send_tables(settings, outages, sink, started, selector, memory,
 
 def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
               selector=None, memory=None, pacer=None, clock=None,
-              bounds=None, cluster=()):
+              bounds=None, cluster=(), auth=None):
     """Collect once and send; never raises for an expected failure.
 
     The health check and the table listing are independent: either may
@@ -185,8 +191,15 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     CREATING or DELETING (a fresh one finds none stuck yet). In a shared
     walk, ``bounds`` is this host's :class:`~.listing.Range` (the memory
     holds the order it was cut from), and ``cluster`` the measurements of
-    the cluster's last cycle that the planner sends.
+    the cluster's last cycle that the planner sends. ``auth``, the
+    collector's :class:`~.keystone.TokenSource` (None: no token), keeps
+    the token from one cycle to the next; without one, a cycle with
+    ``auth_type`` makes its own.
     """
+    if auth is None:
+        auth = keystone.token_source(settings, outages)
+    if auth is not None:
+        auth.begin_cycle()
     if selector is None:
         selector = selection.TableSelector(settings)
     if clock is None:
@@ -198,13 +211,13 @@ def run_cycle(settings, outages, sink_factory=emitter.Emitter, tables=True,
     try:
         with sink_factory(settings, pacer) as sink:
             if (settings.healthcheck_url
-                    and not _send_health(settings, outages, sink)):
+                    and not _send_health(settings, outages, sink, auth)):
                 result = CycleResult(False, result.counts,
                                      'health check not answering yet')
             sink.send(cluster)
             if tables:
                 result = _send_tables(settings, outages, sink, started,
-                                      selector, memory, clock, bounds)
+                                      selector, memory, clock, bounds, auth)
     except emitter.EmitError as exc:
         outages.failed(STATSD, compat.to_text(exc))
         return CycleResult(False, result.counts, compat.to_text(exc))

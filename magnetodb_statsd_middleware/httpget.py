@@ -10,6 +10,9 @@ status or certificate failure says what it means and what fixes it.
 HTTPS certificates and host names are always verified, against
 ``ca_file`` when it is set, through an SSL context of our own: what the
 rest of the process trusts is left as it is.
+
+With a :class:`~.keystone.TokenSource`, each request carries its token
+as ``X-Auth-Token``, and a 401 gets one more try with a renewed token.
 """
 
 import os
@@ -17,6 +20,7 @@ import socket
 import ssl
 
 from magnetodb_statsd_middleware import compat
+from magnetodb_statsd_middleware import keystone
 from magnetodb_statsd_middleware import runtime
 
 _READ_CHUNK = 256 * 1024
@@ -26,12 +30,16 @@ _READ_CHUNK = 256 * 1024
 STATUS_MEANINGS = {
     401: 'the API asks for a token (an auth filter such as keystonemiddleware'
          '\'s tokenauth is in front of it) and the collector sends none: '
-         'point monitoring_url/healthcheck_url at a loopback pipeline of the '
-         'monitoring app without tokenauth',
+         'set auth_type and the service user\'s credentials (or '
+         'auth_section)',
     403: 'the API refuses the collector (an auth or policy filter is in front '
-         'of it): point monitoring_url/healthcheck_url at a loopback '
-         'pipeline of the monitoring app without it',
+         'of it): give the collector\'s Keystone user (auth_type or '
+         'auth_section) the role that filter asks for',
 }
+# A 401 to a request that carried a token just renewed.
+TOKEN_REFUSED = ('the API refused the collector\'s Keystone token, also a '
+                 'new one: keystonemiddleware cannot validate it (check its '
+                 'own credentials and auth_url) or trusts another Keystone')
 CERTIFICATE_FIX = ('set ca_file to the CA bundle that signed the server\'s '
                    'certificate')
 
@@ -71,10 +79,18 @@ def redact_url(url):
 
 
 class HttpGetter(object):
-    """GETs against one origin over one kept-alive connection."""
+    """GETs against one origin over one kept-alive connection.
 
-    def __init__(self, url, settings):
+    With ``auth`` (a :class:`~.keystone.TokenSource`), requests carry its
+    token; without one (Keystone failing) they fail with its
+    :class:`~.keystone.KeystoneError`, unless ``token_required`` is False:
+    then they go without.
+    """
+
+    def __init__(self, url, settings, auth=None, token_required=True):
         self._settings = settings
+        self._auth = auth
+        self._token_required = token_required
         parts = compat.urlsplit(url)
         self._https = parts.scheme == 'https'
         self._host = parts.hostname
@@ -113,18 +129,47 @@ class HttpGetter(object):
         """``(status, text, shown)`` of a GET, or HttpError with a cause.
 
         A status outside ``accept`` is a failure, and its body is not read;
-        ``shown`` is the request as it may appear in a log line.
+        ``shown`` is the request as it may appear in a log line. A 401 to
+        a request with a token is tried once more with a renewed one; no
+        token to be had is the :class:`~.keystone.KeystoneError`.
         """
         query = compat.urlencode(params)
         target = path + ('?' + query if query else '')
         shown = 'GET %s%s' % (self._origin, target)
+        token = self._token(renew=False)
+        try:
+            return self._get(target, shown, accept, token, renewed=False)
+        except HttpError as exc:
+            if exc.status != 401 or token is None:
+                raise
+        # Refused (revoked, or expired sooner than Keystone said): once
+        # more with a new token.
+        token = self._token(renew=True)
+        return self._get(target, shown, accept, token, renewed=True)
+
+    def _token(self, renew):
+        if self._auth is None:
+            return None
+        try:
+            return self._auth.renew() if renew else self._auth.token()
+        except keystone.KeystoneError:
+            if self._token_required:
+                raise
+            return None
+
+    def _get(self, target, shown, accept, token, renewed):
         deadline = compat.monotonic() + self._settings.request_timeout
+        headers = self._headers
+        if token is not None:
+            headers = dict(headers, **{'X-Auth-Token': token})
         try:
             conn = self._connection()
-            conn.request('GET', target, headers=self._headers)
+            conn.request('GET', target, headers=headers)
             response = conn.getresponse()
             if response.status not in accept:
                 meaning = STATUS_MEANINGS.get(response.status)
+                if response.status == 401 and token is not None:
+                    meaning = TOKEN_REFUSED if renewed else 'token refused'
                 raise HttpError('%s failed: HTTP %d%s' % (
                     shown, response.status,
                     ': ' + meaning if meaning else ''), response.status)

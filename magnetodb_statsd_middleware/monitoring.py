@@ -99,12 +99,15 @@ class MonitoringClient(object):
     """One cycle's conversation with the monitoring API.
 
     Keeps one HTTP connection open across the pages of a cycle; call
-    :meth:`close` at the end of the cycle.
+    :meth:`close` at the end of the cycle. With ``auth`` (a
+    :class:`~.keystone.TokenSource`) every request carries its token, and
+    no token fails a request with :class:`~.keystone.KeystoneError`.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings, auth=None):
         self._settings = settings
-        self._http = httpget.HttpGetter(settings.monitoring_url, settings)
+        self._http = httpget.HttpGetter(settings.monitoring_url, settings,
+                                        auth)
         self.base_path = self._http.path
         self._query_metrics = ','.join(settings.metrics)
         self.pages = 0

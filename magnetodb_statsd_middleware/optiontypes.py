@@ -159,7 +159,9 @@ class Choice(types.String):
     def __call__(self, value):
         value = super(Choice, self).__call__(value)
         if value not in self._names:
-            raise ValueError('not one of %s' % ', '.join(self._names))
+            raise ValueError('not one of %s%s' % (
+                ', '.join(name for name in self._names if name),
+                ', or empty' if '' in self._names else ''))
         return value
 
 

@@ -28,6 +28,16 @@ DEFAULT_MONITORING_URL = 'http://127.0.0.1:8480/v1/monitoring/projects'
 
 METRIC_PREFIX_PATTERN = r'^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z'
 
+# keystoneauth's names of the password plugins: ``password`` discovers
+# the identity API version at auth_url, ``v3password`` speaks v3 to it.
+AUTH_TYPES = ('password', 'v3password')
+
+# The service user's credentials, with keystoneauth's option names (the
+# ones keystonemiddleware reads from [keystone_authtoken] too).
+CREDENTIAL_NAMES = ('auth_url', 'username', 'password', 'project_name',
+                    'project_id', 'user_domain_name', 'user_domain_id',
+                    'project_domain_name', 'project_domain_id')
+
 STATSD_OPTS = [
     cfg.BoolOpt(
         'enabled', default=False,
@@ -148,7 +158,8 @@ STATSD_OPTS = [
     cfg.StrOpt(
         'ca_file', default='',
         help='CA bundle (PEM) that verifies the certificate of an https '
-             'monitoring_url or healthcheck_url, e.g. a private CA\'s, '
+             'monitoring_url, healthcheck_url or Keystone auth_url, e.g. '
+             'a private CA\'s, '
              'for this filter alone: the rest of the API process keeps '
              'trusting what it trusted. Empty: the system\'s CAs. '
              'Certificates and host names are always verified. A file '
@@ -264,6 +275,68 @@ STATSD_OPTS = [
              'gone), so at most 1.2 N tables are sent and series do not '
              'flap. Table metrics are then sent at the end of each '
              'listing. Needs size in metrics. 0: every table.'),
+    cfg.Opt(
+        'auth_type', type=optiontypes.Choice(('',) + AUTH_TYPES),
+        default='',
+        help='Keystone plugin with which the collector gets a token for '
+             'its monitoring requests, for a monitoring pipeline behind '
+             'keystonemiddleware\'s tokenauth: password (keystoneauth\'s '
+             'name: the identity API version is discovered at auth_url) '
+             'or v3password. The token is sent as X-Auth-Token (also to '
+             'a health check on the monitoring_url\'s origin), kept '
+             'across cycles, renewed when less than request_timeout of '
+             'its life remains and once on an HTTP 401. Every call to '
+             'Keystone is bounded by request_timeout. Keystone down or '
+             'refusing the credentials is one ERROR naming the user, '
+             'the project and auth_url, retried '
+             'every cycle; health gauges go on. Needs the "keystone" '
+             'extra (keystoneauth1; python-keystoneclient on CPython '
+             '2.7). Empty: no token.'),
+    cfg.StrOpt(
+        'auth_section', default='',
+        help='Name of a config file group that holds auth_type (or its '
+             'Kilo spelling auth_plugin) and the credentials instead of '
+             'this group, e.g. keystone_authtoken, where '
+             'keystonemiddleware reads the same service user. Options '
+             'set in this group or in the paste section win over it.'),
+    cfg.StrOpt(
+        'auth_url', default='',
+        help='With auth_type: Keystone\'s identity endpoint, e.g. '
+             'http://keystone:5000/v3 (https is verified against ca_file '
+             'when it is set).'),
+    cfg.StrOpt(
+        'username', default='',
+        help='With auth_type: the service user. Any valid token reads '
+             'every project\'s tables through MagnetoDB\'s monitoring API '
+             '(it checks no role): use a user of its own.'),
+    cfg.StrOpt(
+        'password', default='', secret=True,
+        help='With auth_type: the service user\'s password. Never logged '
+             'or printed.'),
+    cfg.StrOpt(
+        'project_name', default='',
+        help='With auth_type: the project the token is scoped to (or '
+             'project_id).'),
+    cfg.StrOpt(
+        'project_id', default='',
+        help='With auth_type: the id of the project the token is scoped '
+             'to (or project_name).'),
+    cfg.StrOpt(
+        'user_domain_name', default='',
+        help='With auth_type: the domain of username (or '
+             'user_domain_id), e.g. Default.'),
+    cfg.StrOpt(
+        'user_domain_id', default='',
+        help='With auth_type: the id of the domain of username (or '
+             'user_domain_name), e.g. default.'),
+    cfg.StrOpt(
+        'project_domain_name', default='',
+        help='With auth_type and project_name: the project\'s domain (or '
+             'project_domain_id).'),
+    cfg.StrOpt(
+        'project_domain_id', default='',
+        help='With auth_type and project_name: the id of the project\'s '
+             'domain (or project_domain_name).'),
 ]
 
 

@@ -21,6 +21,7 @@ from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import election
 from magnetodb_statsd_middleware import emitter
+from magnetodb_statsd_middleware import keystone
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import pacing
@@ -81,6 +82,8 @@ class Scheduler(object):
         # clocks of the tables seen CREATING or DELETING.
         self.selector = selection.TableSelector(settings)
         self.clock = stuck.StuckClock(settings.stuck_after)
+        # One Keystone token for the collector's life, renewed as needed.
+        self.auth = keystone.token_source(settings, self.outages)
         self.cluster = None
         if settings.coordination_url:
             self.cluster = coordination.ClusterLock(
@@ -347,7 +350,8 @@ class Scheduler(object):
                                self._sink_factory, tables=tables,
                                selector=self.selector, memory=self.memory,
                                pacer=self.pacer, clock=self.clock,
-                               bounds=bounds, cluster=cluster)
+                               bounds=bounds, cluster=cluster,
+                               auth=self.auth)
 
     def _elected(self):
         """Whether this process collects for the host this interval.

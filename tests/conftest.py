@@ -43,6 +43,29 @@ def statsd_daemon(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def magnetodb_env():
+    """The MagnetoDB 2015.1 env with this project installed; a failure to
+    build it fails every test that needs it with the build script's
+    reason."""
+    from tests.support import magnetodb_peer
+    try:
+        return magnetodb_peer.MagnetoDBEnv.build()
+    except magnetodb_peer.EnvError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope='module')
+def keystone_server(tmp_path_factory):
+    """A real Keystone for the module (it stops for a while in some
+    tests), with tokens that live keystone_peer.EXPIRATION seconds."""
+    from tests.support import keystone_peer
+    server = keystone_peer.Keystone(str(tmp_path_factory.mktemp('keystone')),
+                                    expiration=keystone_peer.EXPIRATION)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='session')
 def graphite(tmp_path_factory):
     """Debian's carbon-cache and graphite-web, shared by the session."""
     from tests.support import graphite_peer

@@ -102,5 +102,8 @@ def test_an_api_that_asks_for_a_token_says_so_once(serve, udp, caplog,
     assert ('failed: HTTP %d: the API %s' % (
         status, 'asks for a token' if status == 401 else 'refuses the '
         'collector')) in errors[0]
-    assert 'loopback pipeline of the monitoring app without' in errors[0]
+    assert errors[0].endswith(
+        "set auth_type and the service user's credentials (or auth_section)"
+        if status == 401 else "give the collector's Keystone user "
+        "(auth_type or auth_section) the role that filter asks for")
     print(errors[0])

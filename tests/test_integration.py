@@ -81,7 +81,8 @@ def test_a_bad_option_fails_the_paste_load_naming_it(tmp_path, option,
     peers.write_file(tmp_path / 'magnetodb-api.conf', '[statsd]\n')
     ini = peers.write_file(tmp_path / 'api-paste.ini', peers.PASTE_INI.format(
         filter_options='enabled = true\n%s = %s' % (option, value),
-        fixture_options='', data_options=''))
+        fixture_options='', data_options='',
+        monitoring_pipeline=peers.MONITORING_PIPELINE, extra_sections=''))
     with pytest.raises(config.ConfigError) as error:
         deploy.loadapp('config:%s' % ini)
     assert str(error.value).startswith('[statsd] %s = %r' % (option, value))

@@ -56,16 +56,6 @@ HEALTHY_HEALTH = {'API': 'OK', 'Identity': 'OK', 'Storage': 'OK',
 
 
 @pytest.fixture(scope='session')
-def magnetodb_env():
-    """The MagnetoDB 2015.1 env with this project installed; a failure to
-    build it fails every test here with the build script's reason."""
-    try:
-        return mdb.MagnetoDBEnv.build()
-    except mdb.EnvError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture(scope='session')
 def keystone():
     server = mdb.serve_keystone()
     yield server

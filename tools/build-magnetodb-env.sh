@@ -12,10 +12,11 @@
 # a stamp). MagnetoDB's etc/ files are not installed by its sdist, so the
 # sdist is unpacked next to the env (src/magnetodb-2015.1/etc).
 # The project itself is reinstalled on every run with a plain
-# `pip install PROJECT_ROOT`, then with its coordination extra. Writes
-# <env>/freeze-magnetodb.txt (before the project),
-# <env>/freeze-with-filter.txt (after) and
-# <env>/freeze-with-coordination.txt (after the extra); prints the env path
+# `pip install PROJECT_ROOT`, then with its keystone extra, then with its
+# coordination extra. Writes <env>/freeze-magnetodb.txt (before the
+# project), <env>/freeze-with-filter.txt (after),
+# <env>/freeze-with-keystone.txt and <env>/freeze-with-coordination.txt
+# (after each extra); prints the env path
 # as its last line. A missing python2.7 (or, when the env must be built, C
 # compiler) fails with one line saying what to install.
 set -euo pipefail
@@ -55,6 +56,9 @@ install_project() {
     step "$log" "installing $root into the MagnetoDB env" \
         "$env/bin/python" -m pip install "$root"
     "$env/bin/python" -m pip freeze >"$env/freeze-with-filter.txt" 2>/dev/null
+    step "$log" "installing $root[keystone] into the MagnetoDB env" \
+        "$env/bin/python" -m pip install "$root[keystone]"
+    "$env/bin/python" -m pip freeze >"$env/freeze-with-keystone.txt" 2>/dev/null
     step "$log" "installing $root[coordination] into the MagnetoDB env" \
         "$env/bin/python" -m pip install "$root[coordination]"
     "$env/bin/python" -m pip freeze \

@@ -4,7 +4,8 @@
 # versions (tests/magnetodb/constraints-2015.1.txt) plus the test tools of
 # tests/constraints-py27.txt, cached outside the clone in
 #   ${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}/py27-tests
-# and rebuilt only when one of those files changes. The project is
+# and rebuilt only when one of those files or setup.py (the extras it
+# installs) changes. The project is
 # installed in develop mode on every run (cheap). Prints the env's path
 # as its last line.
 set -euo pipefail
@@ -15,13 +16,14 @@ env=$cache/py27-tests
 log=$cache/py27-tests.log
 pins=("$root/tests/magnetodb/constraints-2015.1.txt"
       "$root/tests/constraints-py27.txt")
+stamped=("${pins[@]}" "$root/setup.py")
 
 python27=$(find_python27)
 mkdir -p "$cache"
 exec 9>"$cache/py27-tests.lock"
 flock 9
 : >"$log"
-sha1=$(cat "${pins[@]}" | sha1sum | cut -d' ' -f1)
+sha1=$(cat "${stamped[@]}" | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$env/.constraints.sha1" 2>/dev/null)" != "$sha1" ]; then
     make_virtualenv "$log" "$python27" "$env"
     # One constraints file for pip: the MagnetoDB pins, less magnetodb

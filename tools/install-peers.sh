@@ -7,9 +7,10 @@
 # and collectd (its statsd plugin) for the collectd tests, Gnocchi's
 # statsd daemon (gnocchi-statsd 4.4.2) and PostgreSQL for its indexer for
 # the Gnocchi tests, and uWSGI 2.0.21, all from Debian's packages; and
-# monasca-agent's statsd daemon
-# from PyPI. The tests start every peer themselves, on loopback, with
-# their own folders: no system service is started or configured.
+# monasca-agent's statsd daemon and Keystone (the identity service, for
+# the tests of auth_type) from PyPI. The tests start every peer
+# themselves, on loopback, with their own folders: no system service is
+# started or configured.
 set -euo pipefail
 
 cache=${MAGNETODB_STATSD_CACHE:-$HOME/.cache/magnetodb-statsd-middleware}
@@ -87,4 +88,19 @@ if [ "$(cat "$uwsgi_env/.pins" 2>/dev/null)" != "$uwsgi_pins" ]; then
     "$uwsgi_env/bin/pip" install --quiet --disable-pip-version-check \
         $uwsgi_pins
     echo "$uwsgi_pins" >"$uwsgi_env/.pins"
+fi
+
+# Keystone, the real identity service, in a virtualenv of its own on
+# Debian's Python 3.11 (whichever Python runs the tests; the tests on 2.7
+# talk to it over HTTP): the tests give it a sqlite database and Fernet
+# keys in a temporary folder.
+keystone_env="$cache/keystone"
+keystone_pins="keystone==30.0.0"
+if [ "$(cat "$keystone_env/.pins" 2>/dev/null)" != "$keystone_pins" ]; then
+    rm -rf "$keystone_env"
+    /usr/bin/python3 -m venv "$keystone_env"
+    # shellcheck disable=SC2086
+    "$keystone_env/bin/pip" install --quiet --disable-pip-version-check \
+        $keystone_pins
+    echo "$keystone_pins" >"$keystone_env/.pins"
 fi

@@ -288,6 +288,50 @@ def set_option(path, section, name, value):
         f.write('\n'.join(lines) + '\n')
 
 
+def replace_section(path, section, body):
+    """Give an ini file's section a new body (the header stays)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    header = lines.index('[%s]' % section)
+    end = next((i for i in range(header + 1, len(lines))
+                if lines[i].startswith('[')), len(lines))
+    lines[header + 1:end] = body.splitlines() + ['']
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def put_tokenauth_in_front(ini, keystone, in_paste=True):
+    """The hardening edit: MagnetoDB's own ``tokenauth`` (keystonemiddleware
+    1.5.2) in the monitoring_api pipeline too, where ``rest_api`` has it,
+    configured with the password plugin against ``keystone`` (a
+    keystone_peer.Keystone): in ``[filter:tokenauth]``, or (``in_paste``
+    False) left to a ``[keystone_authtoken]`` group of the oslo.config
+    file (see :func:`keystone_authtoken_group`). The paste ``auth_uri``
+    (also the health check's Identity) becomes that Keystone's."""
+    with open(ini) as f:
+        text = f.read()
+    statsd_pipeline = MONITORING_PIPELINE.replace(' monitoring_app',
+                                                  ' statsd monitoring_app')
+    assert statsd_pipeline + '\n' in text, ini
+    text = text.replace(statsd_pipeline, statsd_pipeline.replace(
+        ' contextwrapper', ' tokenauth contextwrapper'))
+    with open(ini, 'w') as f:
+        f.write(text)
+    set_option(ini, 'DEFAULT', 'auth_uri', keystone.url)
+    body = ('paste.filter_factory = '
+            'keystonemiddleware.auth_token:filter_factory\n')
+    if in_paste:
+        body += keystone.authtoken_section('auth_plugin')
+    replace_section(ini, 'filter:tokenauth', body)
+
+
+def keystone_authtoken_group(keystone):
+    """``[keystone_authtoken]`` for keystonemiddleware 1.5.2 (its Kilo
+    ``auth_plugin`` spelling), as the API's oslo.config file holds it."""
+    return '[keystone_authtoken]\n' + keystone.authtoken_section(
+        'auth_plugin')
+
+
 def add_statsd_filter(ini):
     """The operator's edit: ``statsd`` just before monitoring_app in the
     monitoring_api pipeline, and its [filter:statsd] section."""
@@ -324,7 +368,9 @@ class MagnetoDBServer:
     port (and the worker count) in the server's conf, ``rpc_backend =
     fake`` in ``magnetodb-api.conf`` (so the health check's Messaging is
     "Not Implemented" instead of needing RabbitMQ), and, with ``statsd``
-    options, the filter in the paste ini and a ``[statsd]`` section.
+    options, the filter in the paste ini and a ``[statsd]`` section; with
+    ``keystone``, MagnetoDB's tokenauth in front of the monitoring app too
+    (see :func:`put_tokenauth_in_front`).
 
     Every request served is recorded with its User-Agent in
     ``access.log``: by gunicorn's own access log, or by the test
@@ -334,7 +380,8 @@ class MagnetoDBServer:
     """
 
     def __init__(self, env, workdir, data_path, mode='eventlet',
-                 statsd=None, workers=3, port=None, request_times=False):
+                 statsd=None, workers=3, port=None, request_times=False,
+                 keystone=None, keystone_in_paste=True):
         self.env = env
         self.mode = mode
         self.workdir = workdir
@@ -360,6 +407,12 @@ class MagnetoDBServer:
             add_statsd_filter(self.paste_ini)
             with open(api_conf, 'a') as f:
                 f.write('\n' + peers.statsd_section(**statsd))
+        if keystone is not None:
+            put_tokenauth_in_front(self.paste_ini, keystone,
+                                   keystone_in_paste)
+            if not keystone_in_paste:
+                with open(api_conf, 'a') as f:
+                    f.write('\n' + keystone_authtoken_group(keystone))
         tmpdir = os.path.join(workdir, 'tmp')
         os.mkdir(tmpdir)
         environ = _python27_environ(

@@ -603,7 +603,7 @@ use = egg:Paste#urlmap
 pipeline = statsd data_app
 
 [pipeline:monitoring_api]
-pipeline = statsd monitoring_app
+pipeline = {monitoring_pipeline}
 
 [filter:statsd]
 paste.filter_factory = magnetodb_statsd_middleware:filter_factory
@@ -624,7 +624,9 @@ paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:health_app_factory
 [server:main]
 # gunicorn 19 --paste needs it, as in MagnetoDB's api-paste-gunicorn.ini.
 use = egg:gunicorn#main
-"""
+{extra_sections}"""
+MONITORING_PIPELINE = 'statsd monitoring_app'
+
 
 
 # uWSGI reads the collector's logging from the ini (--paste-logger).
@@ -686,12 +688,15 @@ class APIServer(object):
     fake API, so the collector reads its own server over loopback.
     ``run_as`` is a command prefix (e.g. localusers' setpriv) and ``env``
     more environment variables, for a server run as another user.
+    ``monitoring_pipeline`` and ``extra_sections`` put more filters (say,
+    keystonemiddleware's) in front of the monitoring app.
     """
 
     def __init__(self, workdir, conf, server='eventlet', workers=3,
                  preload=False, filter_options='', fixture_options='',
                  data_options='', port=None, threads=4, run_as=(),
-                 env=None, lazy_apps=False, enable_threads=True):
+                 env=None, lazy_apps=False, enable_threads=True,
+                 monitoring_pipeline=MONITORING_PIPELINE, extra_sections=''):
         self.port = port or free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.monitoring_url = self.url + MONITORING_PATH
@@ -700,7 +705,9 @@ class APIServer(object):
         with open(ini, 'w') as f:
             f.write(PASTE_INI.format(filter_options=filter_options,
                                      fixture_options=fixture_options,
-                                     data_options=data_options))
+                                     data_options=data_options,
+                                     monitoring_pipeline=monitoring_pipeline,
+                                     extra_sections=extra_sections))
             if server.startswith('uwsgi'):
                 f.write(UWSGI_LOGGING)
         with open(os.path.join(workdir, 'magnetodb-api.conf'), 'w') as f:

@@ -1,0 +1,196 @@
+"""MagnetoDB 2015.1 hardened: tokenauth in its monitoring pipeline, with a
+real Keystone.
+
+MagnetoDB's own server and api-paste.ini on CPython 2.7 (see
+tests/support/magnetodb_peer.py: only Cassandra and JMX are faked), with
+its own keystonemiddleware 1.5.2 ``tokenauth`` in front of the monitoring
+app in the password plugin form that a v3-only Keystone serves, and the
+filter after it, authenticating with python-keystoneclient 1.3.4 against
+a real Keystone (tests/support/keystone_peer.py).
+"""
+
+import random
+import re
+
+import pytest
+
+from tests.support import keystone_peer
+from tests.support import magnetodb_peer as mdb
+from tests.support import peers
+
+pytestmark = pytest.mark.timeout(600)
+
+AGENT = keystone_peer.AGENT
+EXPIRATION = keystone_peer.EXPIRATION
+_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
+                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
+
+
+def _tables():
+    rng = random.Random(5000)
+    tables = []
+    for _ in range(4):
+        tables += mdb.make_tables(rng, mdb.project_id(rng), 6)
+    return tables
+
+
+TABLES = _tables()
+
+
+@pytest.fixture
+def hardened(magnetodb_env, keystone_server, tmp_path):
+    """``hardened(statsd_options, keystone_in_paste=True)`` -> a ready
+    MagnetoDB with tokenauth in front of its monitoring app."""
+    servers = []
+
+    def start(statsd, keystone_in_paste=True):
+        workdir = tmp_path / ('magnetodb%d' % len(servers))
+        workdir.mkdir()
+        data = str(workdir / 'data.json')
+        mdb.write_data(data, TABLES)
+        port = peers.free_port()
+        url = 'http://127.0.0.1:%d' % port
+        statsd = dict(statsd, monitoring_url=url + mdb.MONITORING_PATH,
+                      healthcheck_url=url + '/healthcheck?fullcheck=true')
+        server = mdb.MagnetoDBServer(
+            magnetodb_env, str(workdir), data, port=port, statsd=statsd,
+            keystone=keystone_server, keystone_in_paste=keystone_in_paste)
+        servers.append(server)
+        return server.wait_ready()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _statsd(daemon, prefix, **options):
+    values = dict(enabled='true', statsd_port=daemon.port,
+                  metric_prefix=prefix, interval=1, host_name='mdb',
+                  request_timeout=keystone_peer.REQUEST_TIMEOUT)
+    values.update(options)
+    return values
+
+
+def _our_lines(server):
+    found = (_OUR_LINE.match(line) for line in server.log.splitlines())
+    return [m.groups() for m in found if m]
+
+
+def _data_gauges(daemon, prefix):
+    return {name: value for name, value in daemon.gauges(prefix + '.').items()
+            if '.collector.' not in name and '.health.' not in name}
+
+
+def _every_gauge(server, daemon, prefix):
+    expected = mdb.expected_gauges(TABLES, prefix)
+    peers.wait_for(lambda: _data_gauges(daemon, prefix) == expected,
+                   timeout=90, interval=0.5,
+                   message='every gauge through tokenauth')
+    health = '%s.health.mdb.' % prefix
+    assert daemon.gauges(health) == {
+        health + 'api': 1, health + 'identity': 1, health + 'storage': 1,
+        health + 'overall': 1}
+    # tokenauth is in front: without a token MagnetoDB refuses.
+    status, _ = server.get(mdb.MONITORING_PATH)
+    assert status == 401
+
+
+def test_the_keystone_extra_changes_no_magnetodb_library(magnetodb_env):
+    """On 2.7 the extra needs only what MagnetoDB 2015.1 has already:
+    python-keystoneclient 1.3.4."""
+    before = magnetodb_env.freeze('magnetodb')
+    after = magnetodb_env.freeze('with-keystone')
+    assert 'python-keystoneclient==1.3.4' in before
+    assert before - after == set()
+    assert {re.split(r'[ =@]', line, 1)[0].lower()
+            for line in after - before} == {'magnetodb-statsd-middleware',
+                                           'statsd'}
+
+
+def test_gauges_from_magnetodb_behind_tokenauth(
+        hardened, keystone_server, statsd_daemon, prefix):
+    """Credentials in [statsd]: every gauge right, one token reused across
+    cycles and renewed before it expires."""
+    before = len(keystone_server.token_requests(AGENT))
+    server = hardened(_statsd(statsd_daemon, prefix, auth_type='password',
+                              **keystone_server.credentials()))
+    _every_gauge(server, statsd_daemon, prefix)
+    peers.wait_for(
+        lambda: len(keystone_server.token_requests(AGENT)) >= before + 2,
+        timeout=2 * EXPIRATION, interval=0.5, message='a renewal')
+    tokens = keystone_server.token_requests(AGENT)[before:]
+    completed = prefix + '.collector.cycles_completed'
+    cycles = statsd_daemon.counters(completed)[completed]
+    # Reused: several cycles per token, never one each.
+    assert cycles > 2 * len(tokens), (cycles, tokens)
+    assert _our_lines(server) and not [
+        line for line in _our_lines(server) if line[0] != 'INFO'], \
+        _our_lines(server)
+    assert 'Traceback' not in server.log
+    print('MagnetoDB: %d token requests over %d completed cycles'
+          % (len(tokens), cycles))
+
+
+def test_a_wrong_password_is_one_error_and_magnetodb_serves_on(
+        hardened, keystone_server, statsd_daemon, prefix):
+    server = hardened(_statsd(
+        statsd_daemon, prefix, auth_type='password',
+        **keystone_server.credentials(wrong_password=True)))
+    before = len(keystone_server.token_requests(AGENT))
+    peers.wait_for(
+        lambda: len(keystone_server.token_requests(AGENT)) >= before + 4,
+        timeout=60, message='four cycles asking Keystone')
+    errors = [line for line in _our_lines(server) if line[0] != 'INFO']
+    assert errors == [('ERROR', (
+        "Keystone failed: no token for user 'statsd' (domain 'default'), "
+        "project 'service' (domain 'default') at %s: Keystone refused the "
+        "credentials (HTTP 401)" % keystone_server.url))], server.log
+    assert keystone_peer.WRONG_PASSWORD not in server.log
+    assert 'Traceback' not in server.log
+    health = '%s.health.mdb.overall' % prefix
+    peers.wait_for(lambda: statsd_daemon.gauges(health), message='health')
+    assert statsd_daemon.gauges(health) == {health: 1}
+    assert _data_gauges(statsd_daemon, prefix) == {}
+    assert server.get('/healthcheck')[0] == 200
+
+
+def test_auth_section_keystone_authtoken_and_keystone_restarted(
+        hardened, keystone_server, statsd_daemon, prefix):
+    """The service user that keystonemiddleware reads from
+    [keystone_authtoken] (Kilo's auth_plugin spelling), through
+    auth_section; then Keystone stops and starts again (last in the
+    module)."""
+    server = hardened(_statsd(statsd_daemon, prefix,
+                              auth_section='keystone_authtoken'),
+                      keystone_in_paste=False)
+    _every_gauge(server, statsd_daemon, prefix)
+    keystone_server.stop()
+    try:
+        peers.wait_for(lambda: [line for line in _our_lines(server)
+                                if line[0] == 'ERROR'],
+                       timeout=3 * EXPIRATION, interval=0.5,
+                       message='the Keystone outage logged')
+        health = '%s.health.mdb.' % prefix
+        statsd_daemon.delete_gauges(health)
+        peers.wait_for(lambda: statsd_daemon.gauges(health + 'api'),
+                       message='health gauges meanwhile')
+    finally:
+        keystone_server.start()
+    statsd_daemon.delete_gauges(prefix + '.totals.')
+    peers.wait_for(lambda: statsd_daemon.gauges(prefix + '.totals.'),
+                   timeout=60, message='the totals after Keystone is back')
+    peers.wait_for(lambda: ('INFO', 'Keystone recovered')
+                   in _our_lines(server), message='the recovery logged')
+    errors = [line for line in _our_lines(server) if line[0] != 'INFO']
+    assert errors == [('ERROR', (
+        "Keystone failed: no token for user 'magnetodb' (domain "
+        "'default'), project 'service' (domain 'default') at %s: cannot "
+        "connect" % keystone_server.url))], server.log
+    print(errors[0][1])
+    # MagnetoDB's own Identity health check logs a traceback of its
+    # discovery each time it finds Keystone down; nothing else does.
+    tracebacks = server.log.split('Traceback (most recent call last):')[1:]
+    assert tracebacks and all(
+        'keystoneclient/generic/client.py' in block.split(' [-] ')[0]
+        for block in tracebacks), server.log
+    assert keystone_peer.password('magnetodb') not in server.log

@@ -324,8 +324,10 @@ class ClusterLock(object):
 
 
 def _stopped(coordinator):
-    """Stop ``coordinator``, with nothing left for tooz to leave."""
-    coordinator._joined_groups.clear()
+    """Stop ``coordinator``, with no group left for tooz to leave (this
+    process left those it could; tooz's Kilo memcached driver keeps no
+    such set)."""
+    getattr(coordinator, '_joined_groups', set()).clear()
     coordinator.stop()
 
 

@@ -112,24 +112,6 @@ def _recovery_bound(interval):
     return LOCK_TIMEOUT + 2 * interval + peers.SCHEDULING_SLACK
 
 
-def _every_gauge_back(daemon, prefix, expected, since):
-    """Seconds from ``since`` until every table, project and total gauge
-    holds its value again (they are deleted first); no gauge ever holds
-    another value meanwhile."""
-    daemon.delete_gauges(prefix + '.')
-
-    def arrived():
-        gauges = dict((k, v) for k, v in daemon.gauges(prefix + '.').items()
-                      if '.collector.' not in k and '.health.' not in k)
-        wrong = dict((k, v) for k, v in gauges.items()
-                     if expected.get(k) != v)
-        assert not wrong, wrong
-        return gauges == expected
-    peers.wait_for(arrived, timeout=60, interval=0.2,
-                   message='every gauge again, each right')
-    return time.time() - since
-
-
 def _lines(api, *levels):
     return [line for line in api.log.splitlines()
             if any(' %s ' % level in line for level in levels)]
@@ -168,7 +150,7 @@ def test_frozen_restarted_empty_and_emptied(two_hosts, backend,
               for api in hosts.values()]
     recoveries = {}
     try:
-        _every_gauge_back(statsd_daemon, prefix, expected, time.time())
+        peers.every_gauge_back(statsd_daemon, prefix, expected, time.time())
 
         # Frozen: connections are accepted, nothing answers.
         backend.process.send_signal(signal.SIGSTOP)
@@ -180,7 +162,7 @@ def test_frozen_restarted_empty_and_emptied(two_hosts, backend,
             assert not _says(hosts, RECOVERED, 1)
             time.sleep(0.2)
         backend.process.send_signal(signal.SIGCONT)
-        recoveries['frozen'] = _every_gauge_back(
+        recoveries['frozen'] = peers.every_gauge_back(
             statsd_daemon, prefix, expected, time.time())
         peers.wait_for(lambda: _says(hosts, RECOVERED, 1), timeout=30,
                        message='the end of the freeze logged')
@@ -190,7 +172,7 @@ def test_frozen_restarted_empty_and_emptied(two_hosts, backend,
         peers.wait_for(lambda: _says(hosts, FAILED, 2), timeout=30,
                        message='the restart logged by every host')
         backend.start()
-        recoveries['restarted empty'] = _every_gauge_back(
+        recoveries['restarted empty'] = peers.every_gauge_back(
             statsd_daemon, prefix, expected, time.time())
         peers.wait_for(lambda: _says(hosts, RECOVERED, 2), timeout=30,
                        message='the end of the restart logged')
@@ -200,7 +182,7 @@ def test_frozen_restarted_empty_and_emptied(two_hosts, backend,
         backend.flush()
         peers.wait_for(lambda: _says(holders, FAILED, 3), timeout=30,
                        message='the lost keys logged by who held them')
-        recoveries['emptied'] = _every_gauge_back(
+        recoveries['emptied'] = peers.every_gauge_back(
             statsd_daemon, prefix, expected, time.time())
         peers.wait_for(lambda: _says(holders, RECOVERED, 3), timeout=30,
                        message='the end of the loss logged')

@@ -241,7 +241,7 @@ def test_the_coordination_backend_frozen_and_restarted_empty(
                 assert not _all_say(servers, offsets, 'INFO', 1, any)
                 time.sleep(0.2)
             backend.process.send_signal(signal.SIGCONT)
-            recoveries['frozen'] = _every_gauge_back(
+            recoveries['frozen'] = peers.every_gauge_back(
                 statsd_daemon, prefix, expected, time.time())
             peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
                            timeout=30, message='the recovery logged')
@@ -250,7 +250,7 @@ def test_the_coordination_backend_frozen_and_restarted_empty(
             peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
                            timeout=30, message='the restart logged')
             backend.start()
-            recoveries['restarted empty'] = _every_gauge_back(
+            recoveries['restarted empty'] = peers.every_gauge_back(
                 statsd_daemon, prefix, expected, time.time())
             peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
                            timeout=30, message='the recovery logged')
@@ -303,22 +303,6 @@ def _all_say(servers, offsets, level, count, every=all):
     return every(sum(said == level for said, _, _ in
                      _outage_lines(server, offset)) >= count
                  for server, offset in zip(servers, offsets))
-
-
-def _every_gauge_back(daemon, prefix, expected, since):
-    """Seconds from ``since`` until every gauge, deleted then, holds its
-    value again; none holds another value meanwhile."""
-    daemon.delete_gauges(prefix + '.')
-
-    def arrived():
-        gauges = _data_gauges(daemon, prefix)
-        wrong = dict((k, v) for k, v in gauges.items()
-                     if expected.get(k) != v)
-        assert not wrong, wrong
-        return gauges == expected
-    peers.wait_for(arrived, timeout=60, interval=0.2,
-                   message='every gauge again, each right')
-    return time.time() - since
 
 
 SHARE_INTERVAL = 6
@@ -465,7 +449,7 @@ def _tables_back(daemon, prefix, expected, event):
     daemon.delete_gauges(prefix + '.')
     ranges = dict((k, v) for k, v in expected.items()
                   if '.totals.' not in k)
-    peers.wait_for(lambda: _data_gauges(daemon, prefix).keys()
+    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
                    >= ranges.keys(), timeout=120, interval=0.5,
                    message='every table and project gauge again')
     return time.time() - event
@@ -715,8 +699,6 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # holding the same rows in MagnetoDB's token order, with the same failures.
 # The replica with nothing failing gives the healthy cycle's requests.
 
-_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
-                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
 PROBE_URI = '%s/%s?metrics=size,item_count' % (mdb.MONITORING_PATH,
                                                monitoring.PROBE_PROJECT)
 
@@ -776,17 +758,6 @@ def _healthy_requests(tables, tokens):
         replica.close()
 
 
-def _our_lines(server):
-    """``[(level, message)]`` the collector logged above DEBUG."""
-    found = (_OUR_LINE.match(line) for line in server.log.splitlines())
-    return [m.groups() for m in found if m]
-
-
-def _data_gauges(daemon, prefix):
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.collector.' not in name and '.health.' not in name}
-
-
 def _by_resource(uris):
     """Projects a cycle read through their own resource."""
     prefix = mdb.MONITORING_PATH + '/'
@@ -808,10 +779,10 @@ def _expected(tables, prefix, by_resource=(), failed=()):
 def _wait_for_gauges(daemon, prefix, expected):
     """Every expected gauge has arrived (a burst may lose datagrams; each
     cycle sends them all again); returns the data gauges then."""
-    peers.wait_for(lambda: _data_gauges(daemon, prefix).keys()
+    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
                    >= expected.keys(), timeout=120, interval=1.0,
                    message='every gauge')
-    return _data_gauges(daemon, prefix)
+    return mdb.data_gauges(daemon, prefix)
 
 
 def _failed_gauge(daemon, prefix):
@@ -909,7 +880,7 @@ def test_projects_too_large_to_page_through(magnetodb, magnetodb_env,
         assert expected['%s.projects.%s.tables' % (prefix, tenant)] == \
             len(active) < len(listed)
     assert _failed_gauge(statsd_daemon, prefix) == 0
-    lines = _our_lines(server)
+    lines = server.our_lines()
     assert [level for level, _ in lines] == ['INFO', 'INFO']  # start, lock
     _report('too large, %s' % ', '.join(
         '%d %s' % (n, p) for p, n in sorted(sizes.items())),
@@ -958,7 +929,7 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         replica.walk()
         assert uris == replica.walk()
         if down:
-            assert _data_gauges(statsd_daemon, prefix) == {}
+            assert mdb.data_gauges(statsd_daemon, prefix) == {}
         else:
             expected = _expected(rows, prefix, _by_resource(uris), failed)
             assert _wait_for_gauges(statsd_daemon, prefix, expected) == \
@@ -972,16 +943,16 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         change. The cycle in flight meanwhile may see both states (and
         log that): the lines logged until the first cycle after the change
         ended are returned; the second one logs nothing."""
-        logged = len(_our_lines(server))
+        logged = len(server.our_lines())
         mdb.write_data(server.data_path, rows)
         server.storage_down(down)
         start = len(server.polled_cycles())
         cycles_started(start + 2)
-        lines = _our_lines(server)[logged:]
+        lines = server.our_lines()[logged:]
         statsd_daemon.delete_gauges(prefix + '.')
         uris = cycles_started(start + 3)[start + 1]
         check(case, rows, uris, failed, down, lines)
-        assert _our_lines(server)[logged + len(lines):] == []
+        assert server.our_lines()[logged + len(lines):] == []
         assert all(message.startswith(('project statistics ',
                                        'monitoring API '))
                    for _, message in lines), lines
@@ -991,7 +962,7 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         statsd_daemon.delete_gauges(prefix + '.')
         uris = cycles_started(3)[1]
         assert len(uris) == healthy
-        lines = _our_lines(server)
+        lines = server.our_lines()
         check('healthy', tables, uris, (), False, lines)
         assert [level for level, _ in lines] == ['INFO', 'INFO']
 
@@ -1114,4 +1085,4 @@ def test_tables_by_status_and_stuck_tables(magnetodb, statsd_daemon, prefix):
     assert last['%s.totals.stuck' % prefix] == 0
     assert last['%s.totals.tables_by_status.create_failed' % prefix] == 1
     assert statsd_daemon.bad_lines() == bad_lines
-    assert [level for level, _ in _our_lines(server)] == ['INFO', 'INFO']
+    assert [level for level, _ in server.our_lines()] == ['INFO', 'INFO']

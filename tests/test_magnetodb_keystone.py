@@ -22,8 +22,6 @@ pytestmark = pytest.mark.timeout(600)
 
 AGENT = keystone_peer.AGENT
 EXPIRATION = keystone_peer.EXPIRATION
-_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
-                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
 
 
 def _tables():
@@ -71,19 +69,9 @@ def _statsd(daemon, prefix, **options):
     return values
 
 
-def _our_lines(server):
-    found = (_OUR_LINE.match(line) for line in server.log.splitlines())
-    return [m.groups() for m in found if m]
-
-
-def _data_gauges(daemon, prefix):
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.collector.' not in name and '.health.' not in name}
-
-
 def _every_gauge(server, daemon, prefix):
     expected = mdb.expected_gauges(TABLES, prefix)
-    peers.wait_for(lambda: _data_gauges(daemon, prefix) == expected,
+    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix) == expected,
                    timeout=90, interval=0.5,
                    message='every gauge through tokenauth')
     health = '%s.health.mdb.' % prefix
@@ -123,9 +111,9 @@ def test_gauges_from_magnetodb_behind_tokenauth(
     cycles = statsd_daemon.counters(completed)[completed]
     # Reused: several cycles per token, never one each.
     assert cycles > 2 * len(tokens), (cycles, tokens)
-    assert _our_lines(server) and not [
-        line for line in _our_lines(server) if line[0] != 'INFO'], \
-        _our_lines(server)
+    assert server.our_lines() and not [
+        line for line in server.our_lines() if line[0] != 'INFO'], \
+        server.our_lines()
     assert 'Traceback' not in server.log
     print('MagnetoDB: %d token requests over %d completed cycles'
           % (len(tokens), cycles))
@@ -140,7 +128,7 @@ def test_a_wrong_password_is_one_error_and_magnetodb_serves_on(
     peers.wait_for(
         lambda: len(keystone_server.token_requests(AGENT)) >= before + 4,
         timeout=60, message='four cycles asking Keystone')
-    errors = [line for line in _our_lines(server) if line[0] != 'INFO']
+    errors = [line for line in server.our_lines() if line[0] != 'INFO']
     assert errors == [('ERROR', (
         "Keystone failed: no token for user 'statsd' (domain 'default'), "
         "project 'service' (domain 'default') at %s: Keystone refused the "
@@ -150,7 +138,7 @@ def test_a_wrong_password_is_one_error_and_magnetodb_serves_on(
     health = '%s.health.mdb.overall' % prefix
     peers.wait_for(lambda: statsd_daemon.gauges(health), message='health')
     assert statsd_daemon.gauges(health) == {health: 1}
-    assert _data_gauges(statsd_daemon, prefix) == {}
+    assert mdb.data_gauges(statsd_daemon, prefix) == {}
     assert server.get('/healthcheck')[0] == 200
 
 
@@ -166,7 +154,7 @@ def test_auth_section_keystone_authtoken_and_keystone_restarted(
     _every_gauge(server, statsd_daemon, prefix)
     keystone_server.stop()
     try:
-        peers.wait_for(lambda: [line for line in _our_lines(server)
+        peers.wait_for(lambda: [line for line in server.our_lines()
                                 if line[0] == 'ERROR'],
                        timeout=3 * EXPIRATION, interval=0.5,
                        message='the Keystone outage logged')
@@ -180,8 +168,8 @@ def test_auth_section_keystone_authtoken_and_keystone_restarted(
     peers.wait_for(lambda: statsd_daemon.gauges(prefix + '.totals.'),
                    timeout=60, message='the totals after Keystone is back')
     peers.wait_for(lambda: ('INFO', 'Keystone recovered')
-                   in _our_lines(server), message='the recovery logged')
-    errors = [line for line in _our_lines(server) if line[0] != 'INFO']
+                   in server.our_lines(), message='the recovery logged')
+    errors = [line for line in server.our_lines() if line[0] != 'INFO']
     assert errors == [('ERROR', (
         "Keystone failed: no token for user 'magnetodb' (domain "
         "'default'), project 'service' (domain 'default') at %s: cannot "

@@ -357,6 +357,17 @@ TimedRequest = collections.namedtuple(
 _TIMES_LINE = re.compile(r'^(\d+) (\S+) (\S+) (\S+) (\d+) (\S+) "(.*)"$')
 
 
+# A line of this package's, in the format MagnetoDB's oslo logging writes.
+_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
+                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
+
+
+def data_gauges(daemon, prefix):
+    """The table, project and total gauges under ``prefix``."""
+    return {name: value for name, value in daemon.gauges(prefix + '.').items()
+            if '.collector.' not in name and '.health.' not in name}
+
+
 class MagnetoDBServer:
     """MagnetoDB 2015.1's own API server on its own etc/ files.
 
@@ -444,6 +455,11 @@ class MagnetoDBServer:
     def log(self):
         with open(self.log_path, errors='replace') as f:
             return f.read()
+
+    def our_lines(self):
+        """``[(level, message)]`` the collector logged above DEBUG."""
+        found = (_OUR_LINE.match(line) for line in self.log.splitlines())
+        return [m.groups() for m in found if m]
 
     def get(self, path, timeout=60):
         """``(status, body)`` of a GET; an HTTP error status is returned."""

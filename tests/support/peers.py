@@ -860,6 +860,24 @@ class RequestLoop(object):
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def every_gauge_back(daemon, prefix, expected, since):
+    """Seconds from ``since`` until every table, project and total gauge
+    under ``prefix`` holds its ``expected`` value again (they are deleted
+    first); none holds another value meanwhile."""
+    daemon.delete_gauges(prefix + '.')
+
+    def arrived():
+        gauges = dict((k, v) for k, v in daemon.gauges(prefix + '.').items()
+                      if '.collector.' not in k and '.health.' not in k)
+        wrong = dict((k, v) for k, v in gauges.items()
+                     if expected.get(k) != v)
+        assert not wrong, wrong
+        return gauges == expected
+    wait_for(arrived, timeout=60, interval=0.2,
+             message='every gauge again, each right')
+    return time.time() - since
+
+
 def shared_walk_planner(servers, timeout=20.0):
     """The name of the server (``{name: server}``, each with ``process``
     and ``log``) whose filter holds the cluster lock now, by its logs."""

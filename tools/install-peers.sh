@@ -50,6 +50,20 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}" >/dev/null
 fi
 
+# pinned_venv DIR PYTHON PIP_ARGS...: a virtualenv of PYTHON in DIR with
+# PIP_ARGS installed, made again only when PIP_ARGS change (kept in
+# DIR/.pins).
+pinned_venv() {
+    local dir=$1 python=$2
+    shift 2
+    if [ "$(cat "$dir/.pins" 2>/dev/null)" != "$*" ]; then
+        rm -rf "$dir"
+        "$python" -m venv "$dir"
+        "$dir/bin/pip" install --quiet --disable-pip-version-check "$@"
+        echo "$*" >"$dir/.pins"
+    fi
+}
+
 dest="$cache/statsd"
 if [ ! -f "$dest/node_modules/statsd/stats.js" ]; then
     mkdir -p "$dest"
@@ -63,44 +77,19 @@ fi
 # nothing beyond monasca-common's metric validation, simplejson and six,
 # so the agent's own dependencies (Kafka, keystone and oslo clients) are
 # left out.
-monasca="$cache/monasca-agent"
-monasca_pins="monasca-agent==10.0.0 monasca-common==3.8.0 simplejson"
-monasca_pins="$monasca_pins monasca-statsd==2.7.0 six"
-if [ "$(cat "$monasca/.pins" 2>/dev/null)" != "$monasca_pins" ]; then
-    rm -rf "$monasca"
-    python3 -m venv "$monasca"
-    # shellcheck disable=SC2086
-    "$monasca/bin/pip" install --quiet --disable-pip-version-check \
-        --no-deps $monasca_pins
-    echo "$monasca_pins" >"$monasca/.pins"
-fi
+pinned_venv "$cache/monasca-agent" python3 --no-deps \
+    monasca-agent==10.0.0 monasca-common==3.8.0 simplejson \
+    monasca-statsd==2.7.0 six
 
 # Debian's uWSGI runs Debian's own Python 3.11: the filter's libraries in
 # a virtualenv of that Python, as an operator of Debian's uWSGI has them
 # (the tests' own interpreters are other builds, whose C modules it
 # cannot load).
-uwsgi_env="$cache/uwsgi-debian"
-uwsgi_pins="oslo.config WebOb eventlet statsd Paste PasteDeploy"
-if [ "$(cat "$uwsgi_env/.pins" 2>/dev/null)" != "$uwsgi_pins" ]; then
-    rm -rf "$uwsgi_env"
-    /usr/bin/python3 -m venv "$uwsgi_env"
-    # shellcheck disable=SC2086
-    "$uwsgi_env/bin/pip" install --quiet --disable-pip-version-check \
-        $uwsgi_pins
-    echo "$uwsgi_pins" >"$uwsgi_env/.pins"
-fi
+pinned_venv "$cache/uwsgi-debian" /usr/bin/python3 \
+    oslo.config WebOb eventlet statsd Paste PasteDeploy
 
 # Keystone, the real identity service, in a virtualenv of its own on
 # Debian's Python 3.11 (whichever Python runs the tests; the tests on 2.7
 # talk to it over HTTP): the tests give it a sqlite database and Fernet
 # keys in a temporary folder.
-keystone_env="$cache/keystone"
-keystone_pins="keystone==30.0.0"
-if [ "$(cat "$keystone_env/.pins" 2>/dev/null)" != "$keystone_pins" ]; then
-    rm -rf "$keystone_env"
-    /usr/bin/python3 -m venv "$keystone_env"
-    # shellcheck disable=SC2086
-    "$keystone_env/bin/pip" install --quiet --disable-pip-version-check \
-        $keystone_pins
-    echo "$keystone_pins" >"$keystone_env/.pins"
-fi
+pinned_venv "$cache/keystone" /usr/bin/python3 keystone==30.0.0

@@ -103,14 +103,8 @@ def test_gauges_from_magnetodb_behind_tokenauth(
     server = hardened(_statsd(statsd_daemon, prefix, auth_type='password',
                               **keystone_server.credentials()))
     _every_gauge(server, statsd_daemon, prefix)
-    peers.wait_for(
-        lambda: len(keystone_server.token_requests(AGENT)) >= before + 2,
-        timeout=2 * EXPIRATION, interval=0.5, message='a renewal')
-    tokens = keystone_server.token_requests(AGENT)[before:]
-    completed = prefix + '.collector.cycles_completed'
-    cycles = statsd_daemon.counters(completed)[completed]
-    # Reused: several cycles per token, never one each.
-    assert cycles > 2 * len(tokens), (cycles, tokens)
+    tokens, cycles = keystone_server.renewed_and_reused(
+        statsd_daemon, prefix, before)
     assert server.our_lines() and not [
         line for line in server.our_lines() if line[0] != 'INFO'], \
         server.our_lines()

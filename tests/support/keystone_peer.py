@@ -197,6 +197,20 @@ class Keystone(object):
                 if r.method == 'POST' and r.path == TOKENS_PATH
                 and r.agent.startswith(agent)]
 
+    def renewed_and_reused(self, daemon, prefix, before):
+        """Wait for the collector's second token since ``before`` token
+        requests (a renewal: within EXPIRATION - REQUEST_TIMEOUT
+        seconds); then assert that each token served several cycles,
+        never one each. Returns ``(token requests, completed cycles)``."""
+        peers.wait_for(
+            lambda: len(self.token_requests(AGENT)) >= before + 2,
+            timeout=2 * EXPIRATION, interval=0.5, message='a renewal')
+        tokens = self.token_requests(AGENT)[before:]
+        completed = prefix + '.collector.cycles_completed'
+        cycles = daemon.counters(completed)[completed]
+        assert cycles > 2 * len(tokens), (cycles, tokens)
+        return tokens, cycles
+
     def credentials(self, user='statsd', wrong_password=False):
         """keystoneauth's options for ``user`` of project service."""
         return collections.OrderedDict([

@@ -1,6 +1,8 @@
 """Fixtures around the real peers of tests/support/peers.py."""
 
 import os
+import threading
+import traceback
 
 import pytest
 
@@ -130,3 +132,66 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = ('%s would be skipped: %s (the suite runs every '
                            'test; MAGNETODB_STATSD_ALLOW_SKIPS=1 allows '
                            'skips)' % (item.nodeid, reason))
+
+
+# A thread of a test that dies of an exception proves nothing either: its
+# check may never have run. Each death fails the test it happened in,
+# unless the test asks for ``thread_deaths`` to check the death itself.
+_deaths = []
+_recording = []
+
+
+def _excepthook(args):
+    """threading.excepthook (CPython 3.8+) while a test runs."""
+    if issubclass(args.exc_type, SystemExit):
+        return  # a thread's deliberate end, ignored as threading does
+    _deaths.append('%s: %s' % (
+        args.thread.name if args.thread else '?',
+        ''.join(traceback.format_exception(
+            args.exc_type, args.exc_value, args.exc_traceback))))
+
+
+if not hasattr(threading, 'excepthook'):
+    # CPython 2.7 has no hook: threading prints the traceback and goes on.
+    _bootstrap_inner = threading.Thread._Thread__bootstrap_inner
+
+    def _recording_bootstrap_inner(self):
+        run = self.run
+
+        def recorded_run():
+            try:
+                run()
+            except SystemExit:
+                raise  # a thread's deliberate end, ignored by threading
+            except BaseException:
+                if not _recording:
+                    raise
+                _deaths.append('%s: %s' % (self.name,
+                                           traceback.format_exc()))
+
+        self.run = recorded_run
+        _bootstrap_inner(self)
+
+    threading.Thread._Thread__bootstrap_inner = _recording_bootstrap_inner
+
+
+@pytest.fixture
+def thread_deaths():
+    """The deaths of the test's threads, for a test that causes one."""
+    return _deaths
+
+
+@pytest.fixture(autouse=True)
+def no_thread_dies(request):
+    del _deaths[:]
+    _recording.append(True)
+    previous_hook = getattr(threading, 'excepthook', None)
+    if previous_hook:
+        threading.excepthook = _excepthook
+    yield
+    if previous_hook:
+        threading.excepthook = previous_hook
+    _recording.pop()
+    if _deaths and 'thread_deaths' not in request.fixturenames:
+        pytest.fail('a thread of the test died:\n' + '\n'.join(_deaths),
+                    pytrace=False)

@@ -108,7 +108,7 @@ def test_the_loop_survives_a_bug_and_logs_it_once(
 
 
 def test_a_dead_loop_is_restarted_by_the_next_request(
-        serve, udp, monkeypatch):
+        serve, udp, monkeypatch, thread_deaths):
     class Fatal(BaseException):
         pass
 
@@ -126,8 +126,9 @@ def test_a_dead_loop_is_restarted_by_the_next_request(
     settings = peers.make_settings(monitoring_url=serve(SlowAPI(0)).url,
                                    statsd_port=udp.port)
     process.ensure_started(settings)
-    peers.wait_for(lambda: scheduler.collector_pid is None,
+    peers.wait_for(lambda: scheduler.collector_pid is None and thread_deaths,
                    message='the loop to die')
+    assert len(thread_deaths) == 1 and 'Fatal' in thread_deaths[0]
     app = statsd_filter.StatsdFilter(lambda env, start: [b'ok'], process)
     assert app({}, None) == [b'ok']
     peers.wait_for(lambda: len(deaths) >= 2, message='a restarted loop')

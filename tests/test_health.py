@@ -43,6 +43,22 @@ def test_a_failed_subsystem_is_503(serve):
                             'health.api-1.overall': 0}
 
 
+@pytest.mark.parametrize('state, gauge, overall', [('OK', 1, 1),
+                                                   ('ERROR', 0, 0)])
+def test_messaging_is_sent_when_it_is_checked(serve, state, gauge, overall):
+    """MagnetoDB checks its message broker only with a RabbitMQ or Qpid
+    ``rpc_backend`` (with MagnetoDB in the tests, oslo.messaging's fake
+    driver: "Not Implemented"): here, in the fixture API's health check."""
+    app = fakeapi.FakeHealthCheck({'API': 'OK', 'Identity': 'OK',
+                                   'Storage': 'OK', 'Messaging': state})
+    gauges, error = _gauges(_url(serve(app)))
+    assert not error
+    assert dict(gauges) == {'health.api-1.api': 1, 'health.api-1.identity': 1,
+                            'health.api-1.storage': 1,
+                            'health.api-1.messaging': gauge,
+                            'health.api-1.overall': overall}
+
+
 def test_unreachable():
     url = 'http://127.0.0.1:%d/healthcheck' % peers.free_port()
     gauges, error = _gauges(url)

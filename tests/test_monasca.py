@@ -13,8 +13,6 @@ line rejected or lost.
 import pytest
 
 from magnetodb_statsd_middleware import cycle
-from magnetodb_statsd_middleware import dialects
-from magnetodb_statsd_middleware import metrics
 from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import monasca_peer
@@ -98,38 +96,75 @@ def test_every_table_right_through_a_served_pipeline(agent, api_server,
                               'monasca-common': '3.8.0'}
 
 
-def test_the_lines_are_those_of_monasca_statsd(udp):
-    """Each line is what Monasca's own client sends for the same name,
-    value and dimensions (sorted by key)."""
-    raw = [u'orders', u'Orders.2015', u'x' * 255, u'caf\u00e9', u'a b']
-    measurements = [(metrics.TABLE['size'], (u'0a1b', name), 10 + i)
-                    for i, name in enumerate(raw)]
-    measurements.append((metrics.PROJECT['tables'], (u'0a1b',), 5))
-    measurements.append((metrics.TOTAL['projects'], (), 1))
-    settings = peers.make_settings(label_mode='monasca', metric_prefix='m',
-                                   user_labels=USER)
-    (spelling,) = dialects.spellings(settings)
-    ours = spelling.lines(measurements)
-    gauges = []
-    for quantity, labels, value in measurements:
-        dimensions = dict(USER)
-        dimensions.update((key, peers.expected_label(label, False))
-                          for key, label in zip(quantity.labels, labels))
-        gauges.append(('m.' + quantity.name, value,
-                       sorted(dimensions.items())))
-    monasca_peer.send_with_client(udp.port, gauges)
+def test_a_cycle_sends_what_monasca_statsd_sends(agent, serve, udp, prefix):
+    """A real cycle's lines (``label_mode = monasca``) are, line for line,
+    what Monasca's own client, monasca-statsd, sends for the metrics the
+    fixture's data must give (computed from it independently of the
+    package); its datagrams, replayed to the agent's own statsd server,
+    give exactly those metrics. The long-names dataset, plus names with a
+    space, a non-ASCII letter and a dot."""
+    dataset = fakeapi.build_long_names_dataset()
+    dataset[u'b2c3'] = [fakeapi.Table(u'caf\u00e9', 'ACTIVE', 11, 1),
+                        fakeapi.Table(u'a b', 'ACTIVE', 12, 2),
+                        fakeapi.Table(u'Orders.2015', 'ACTIVE', 13, 3)]
+    api = serve(fakeapi.FakeMonitoringAPI(dataset))
+    result = cycle.run_cycle(peers.make_settings(
+        monitoring_url=api.url, statsd_port=udp.port, metric_prefix=prefix,
+        label_mode='monasca', user_labels=USER), outages.OutageLog())
+    assert result.completed, result.error
     udp.drain()
-    assert udp.lines == ours
+    ours = [line for line in udp.lines
+            if not line.startswith(prefix + '.collector.')]
+
+    expected = expected_monasca(dataset, prefix, agent.hostname)
+    client = peers.UDPReceiver()
+    try:
+        monasca_peer.send_with_client(client.port, [
+            (name, value, [d for d in dimensions if d[0] != 'hostname'])
+            for (name, dimensions), value in sorted(expected.items())])
+        client.drain()
+        theirs = client.lines
+    finally:
+        client.close()
+    assert len(theirs) == len(expected)
+    assert sorted(ours) == sorted(theirs)
+
+    received = _replay(agent, udp.datagrams)
+    assert received.datagrams == len(udp.datagrams)
+    assert _data(received, prefix) == expected
+    assert (received.rejected, received.lost) == ([], 0)
 
 
 def _cycle(serve, agent, prefix, dataset, **options):
     """One in-process cycle to the agent; returns what it received once
-    every datagram of the cycle was read (a marker sent after them)."""
+    every datagram of the cycle was read (see :func:`_read_through`)."""
     api = serve(fakeapi.FakeMonitoringAPI(dataset))
     result = cycle.run_cycle(peers.make_settings(
         monitoring_url=api.url, statsd_port=agent.port,
         metric_prefix=prefix, **options), outages.OutageLog())
     assert result.completed, result.error
+    return _read_through(agent, prefix)
+
+
+def _replay(agent, datagrams, batch=50):
+    """Send ``datagrams`` to a fresh agent as they are, a batch at a time,
+    each once the agent has read the one before (a burst larger than its
+    socket's buffer would be dropped by the kernel, as the collector's
+    pacing avoids); returns what the agent received."""
+    for start in range(0, len(datagrams), batch):
+        peers.send_udp(agent.port, [datagram.decode('ascii') for datagram
+                                    in datagrams[start:start + batch]])
+        done = min(start + batch, len(datagrams))
+        received = peers.wait_for(
+            lambda: [r for r in [agent.read()] if r.datagrams >= done],
+            timeout=30, interval=0.05,
+            message='%d datagrams read by the agent' % done)[0]
+    return received
+
+
+def _read_through(agent, prefix):
+    """What the agent received once every datagram sent to it so far was
+    read: a marker sent after them has arrived."""
     marker = prefix + '.sent'
 
     def arrived():

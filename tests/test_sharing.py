@@ -591,15 +591,33 @@ def test_a_new_planner_plans_from_the_last_plan_it_saw():
     assert last.measurements == []  # nothing reported of cycle 102
 
 
+def _waiting_for_plan(walk, number, stopping):
+    """``wait_for_plan`` in a thread: a list that gets its answer."""
+    answer = []
+    peers.start_thread(lambda: answer.append(
+        walk.wait_for_plan(number, stopping)))
+    return answer
+
+
 def test_a_member_waits_for_its_plan_no_longer_than_the_budget(monkeypatch):
-    walks = _members(['a', 'b'])
+    # A budget (half the 10 s interval) longer than the suite's slack: a
+    # member that waited it out anyway would be seen waiting.
     interval = 10
+    assert sharing.plan_wait(interval) > peers.SCHEDULING_SLACK
+    walks = _members(['a', 'b'])
     number = sharing.cycle_number(interval)
-    started = time.time()
     monkeypatch.setattr(sharing, 'PLAN_POLL', 0.01)
-    # A cycle that started long ago: its budget is over.
-    assert walks['b'].wait_for_plan(number - 5, threading.Event()) is None
-    assert time.time() - started < 1
+    # A cycle that started long ago: its budget is over, no wait.
     stopping = threading.Event()
-    stopping.set()
-    assert walks['b'].wait_for_plan(number + 5, stopping) is None
+    try:
+        answer = _waiting_for_plan(walks['b'], number - 5, stopping)
+        peers.wait_for(lambda: answer, timeout=peers.SCHEDULING_SLACK,
+                       message='the answer of a cycle whose budget is over')
+        assert answer == [None]
+    finally:
+        stopping.set()  # a member that waits gives up
+    # A cycle to come, but the collector stops: no wait either.
+    answer = _waiting_for_plan(walks['b'], number + 5, stopping)
+    peers.wait_for(lambda: answer, timeout=peers.SCHEDULING_SLACK,
+                   message='the answer of a stopping member')
+    assert answer == [None]

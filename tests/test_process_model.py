@@ -97,6 +97,12 @@ def test_a_clean_stop_releases_the_lock_at_once(
     assert {pid for _, pid in peers.polls(request_log, standing_by)} == {
         holder}
     assert peers.lock_holder(lock_path) == holder
+    # The host lock is a POSIX lock: it has no expiry to wait out. It
+    # goes as the process ends (the collector lets it go at exit, the
+    # kernel at the latest), and the standby takes it at its next try,
+    # as after a SIGKILL. What a clean stop adds is a way out that could
+    # hang with the lock held (a collector that would not end): it ends
+    # within one interval and the suite's slack.
     first.process.send_signal(signal.SIGINT)
     stopped = time.time()
     peers.wait_for(lambda: peers.lock_holder(lock_path) ==

@@ -15,12 +15,13 @@ from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 INTERVAL = 1
+REQUEST_TIMEOUT = 1
 
 
 def _conf(statsd_port, prefix, tmp_path, **extra):
     options = dict(enabled='true', statsd_port=statsd_port,
                    metric_prefix=prefix, interval=INTERVAL,
-                   monitoring_url='$api', request_timeout=1,
+                   monitoring_url='$api', request_timeout=REQUEST_TIMEOUT,
                    max_response_bytes=1 << 20,
                    lock_path=tmp_path / 'statsd.lock')
     options.update(extra)
@@ -76,9 +77,19 @@ def _between_cycles(request_log, quiet=0.3):
 
 
 def _check_requests(loop):
+    """No failure of the collector ever reaches a request (README): none
+    fails, and none waits for the collector. Its calls to a faulty API
+    last up to ``request_timeout``; a request path that waited for them
+    would keep nearly every request of a hang that long (the loop sends
+    the next one as soon as one returns), so its p99 would be about
+    ``request_timeout``, where ours is milliseconds. Half of it tells the
+    two apart with room for a loaded machine, and the percentile leaves
+    out the few requests that a loaded machine stalls. This is no speed
+    target: the latency itself is a benchmark's (figures 3 and 9 of
+    doc/source/performance.rst, p99 within 10 ms)."""
     assert not loop.failures
     assert len(loop.durations) > 20
-    assert loop.percentile(0.99) < 0.5
+    assert loop.percentile(0.99) < REQUEST_TIMEOUT / 2.0
 
 
 @pytest.mark.parametrize('fault, server', [

@@ -2,8 +2,9 @@
 send_rate, never past the interval; first and grown cycles stay safe.
 
 The rule is checked on a clock of our own (no sleeping), then on real
-UDP sockets, where only what load cannot fake is asserted: a lower bound
-on the time the spreading takes, and every datagram arriving in time.
+UDP sockets, where load can only make sending later: there the spreading
+takes at least its share of the interval, ends within that share plus the
+suite's scheduling slack, and every datagram arrives.
 """
 
 from __future__ import division
@@ -22,6 +23,9 @@ from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
 
 BATCH = 32
+# On real sockets: a second cycle spread over a third of 3 s.
+INTERVAL = 3
+SPREAD = 1.0 / 3
 
 
 def _pacer(interval=60, send_spread=0.5, send_rate=5000):
@@ -162,8 +166,8 @@ def _sizes(count):
 
 
 def test_a_second_cycle_is_spread_on_the_wire(udp):
-    settings = peers.make_settings(statsd_port=udp.port, interval=3,
-                                   send_spread=1.0 / 3, send_rate=0)
+    settings = peers.make_settings(statsd_port=udp.port, interval=INTERVAL,
+                                   send_spread=SPREAD, send_rate=0)
     pacer = pacing.Pacer(settings)
     durations = []
     for _ in range(2):
@@ -176,10 +180,9 @@ def test_a_second_cycle_is_spread_on_the_wire(udp):
     assert datagrams * 512 > 10 * emitter.BATCH_BYTES
     # The first cycle is unpaced (send_rate 0). The second one's last
     # batch (a tenth of them at most) is due 1 s after its start, less
-    # that tenth: load cannot make it faster.
+    # that tenth: load cannot make it faster, only later.
     assert durations[0] < durations[1]
-    assert durations[1] >= 0.9
-    assert durations[1] < 3.0  # ... and ends within the interval
+    assert 0.9 <= durations[1] <= SPREAD * INTERVAL + peers.SCHEDULING_SLACK
     peers.wait_for(lambda: len(udp.drain()) >= 2 * datagrams, timeout=10,
                    message='every datagram')
     assert len(udp.lines) == 12000
@@ -189,8 +192,8 @@ def test_the_collector_paces_its_next_cycle_from_the_last(serve, udp):
     app = fakeapi.FakeMonitoringAPI(fakeapi.build_dataset(projects=20,
                                                           tables=100))
     settings = peers.make_settings(monitoring_url=serve(app).url,
-                                   statsd_port=udp.port, interval=3,
-                                   send_spread=1.0 / 3, send_rate=0)
+                                   statsd_port=udp.port, interval=INTERVAL,
+                                   send_spread=SPREAD, send_rate=0)
     pacer = pacing.Pacer(settings)
     durations = []
     for _ in range(2):
@@ -199,5 +202,4 @@ def test_the_collector_paces_its_next_cycle_from_the_last(serve, udp):
         durations.append(compat.monotonic() - started)
         assert result.completed
     assert pacer.expected * 512 > 10 * emitter.BATCH_BYTES
-    assert durations[1] >= 0.9
-    assert durations[1] < 3.0
+    assert 0.9 <= durations[1] <= SPREAD * INTERVAL + peers.SCHEDULING_SLACK

@@ -70,15 +70,49 @@ def test_cycles_never_overlap_and_a_long_one_delays_the_next(
     assert all(b - a >= 1.5 for a, b in zip(starts, starts[1:]))
 
 
-def test_interval_is_between_starts(serve, run_scheduler):
-    # A loop that waited a whole interval after each 1.2 s cycle would
-    # start every 3.2 s or more: told apart even when the CPU comes late.
-    app = SlowAPI(delay=1.2)
-    run_scheduler(serve(app), interval=2)
-    peers.wait_for(lambda: len(app.spans) >= 3, message='three cycles')
+class RecordedStop(object):
+    """A scheduler's stop event that records each wait the loop asks for:
+    unlike the wall clock, load cannot stretch those."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.waits = []
+
+    def set(self):
+        self._event.set()
+
+    def is_set(self):
+        return self._event.is_set()
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        return self._event.wait(timeout)
+
+
+def test_interval_is_between_starts(serve, udp):
+    # After each 1.2 s cycle the loop waits what is left of the 2 s
+    # interval, 0.8 s at most; a loop that waited a whole interval after
+    # each cycle would ask for 2 s. On the wall clock a start may only
+    # come later than the interval by the suite's slack.
+    interval, delay = 2, 1.2
+    app = SlowAPI(delay=delay)
+    instance = scheduler.Scheduler(peers.make_settings(
+        monitoring_url=serve(app).url, statsd_port=udp.port,
+        interval=interval))
+    instance._stop = stop = RecordedStop()
+    instance.start()
+    try:
+        peers.wait_for(lambda: len(app.spans) >= 3, message='three cycles')
+    finally:
+        instance.stop()
+    after_cycles = stop.waits[1:3]  # the first one is the initial delay
+    assert len(after_cycles) == 2
+    assert all(wait <= interval - delay + 0.01 for wait in after_cycles), \
+        after_cycles
     starts = [start for start, _ in app.spans]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
-    assert all(1.5 <= gap < 3.2 for gap in gaps), gaps
+    assert all(1.5 <= gap <= interval + peers.SCHEDULING_SLACK
+               for gap in gaps), gaps
 
 
 def test_initial_delay_is_honoured(serve, run_scheduler):

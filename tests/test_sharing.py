@@ -10,11 +10,13 @@ and the listing be read once plus at most one page per range edge.
 import collections
 import random
 import signal
+import socket
 import threading
 import time
 
 import pytest
 
+from magnetodb_statsd_middleware import coordination
 from magnetodb_statsd_middleware import cycle
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import metrics
@@ -342,7 +344,7 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     request_log = str(tmp_path / 'requests.log')
 
     def start(names, timeout=LOCK_TIMEOUT):
-        url = '%s://127.0.0.1:%d?timeout=%d' % (backend + (timeout,))
+        url = start.url(timeout)
         started = {}
         for name in names:
             conf = peers.statsd_section(
@@ -360,6 +362,8 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
             api.wait_ready()
         return started
     start.request_log = request_log
+    start.url = lambda timeout=LOCK_TIMEOUT: '%s://127.0.0.1:%d?timeout=%d' % (
+        backend + (timeout,))
     return start
 
 
@@ -376,6 +380,61 @@ def _every_gauge(daemon, prefix, expected, timeout=60):
 def _walkers(request_log, since):
     """The pids that read the listing since ``since``."""
     return set(pid for _, pid in peers.polls(request_log, since))
+
+
+def _member(api):
+    """A host's name in the shared walk: its machine and pid."""
+    return '%s-%d' % (socket.gethostname(), api.process.pid)
+
+
+class PlanWatch(object):
+    """Reads the backend as the hosts do, every 0.2 s: ``plans``
+    ``{cycle: set of the members given a range}`` and ``alive``
+    ``{member: the last cycle it said it was in}``. A cycle is a slot of
+    the wall clock, and each document names its own: what happened in
+    which cycle is read, never guessed from the time it was seen."""
+
+    def __init__(self, url, prefix):
+        self.plans = {}
+        self.alive = {}
+        self._cluster = coordination.ClusterLock(url, 'plan-watch', 2)
+        walk = sharing.SharedWalk(peers.make_settings(
+            metric_prefix=prefix, interval=INTERVAL), self._cluster)
+        self._groups = (walk.members_group, walk.plan_group)
+        self._stop = threading.Event()
+        self._thread = peers.start_thread(self._run)
+
+    def _run(self):
+        while not self._stop.wait(0.2):
+            try:
+                members, plans = [self._cluster.documents(group, 2)
+                                  for group in self._groups]
+            except coordination.CoordinationError:
+                continue  # read again at the next turn
+            for member, blob in members.items():
+                alive = (sharing.decode(blob) or {}).get('alive')
+                if alive is not None:
+                    self.alive[member] = max(alive,
+                                             self.alive.get(member, alive))
+            for blob in plans.values():
+                plan = sharing.Plan.from_document(sharing.decode(blob))
+                if plan is not None:
+                    self.plans[plan.cycle] = set(m for m, _ in plan.ranges)
+
+    def plans_from(self, first):
+        """``{cycle: members}`` of the plans of ``first`` and later, once
+        one of them has been read."""
+        peers.wait_for(lambda: max(self.plans or [0]) >= first,
+                       timeout=4 * INTERVAL + peers.SCHEDULING_SLACK,
+                       message='the plan of cycle %d' % first)
+        return dict((number, members)
+                    for number, members in self.plans.items()
+                    if number >= first)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        self._cluster.release(2)
 
 
 def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
@@ -421,35 +480,64 @@ def _back_after(daemon, prefix, expected, event):
     return back
 
 
+def _join_and_stop(hosts, started, watch, daemon, prefix, expected,
+                   timeout):
+    """A host joins, then one stops cleanly: each changes the ranges
+    within two cycles (README), counted by the cycles the hosts' own
+    documents name."""
+    # A host that joins is in the plan of the next cycle that starts
+    # after it said it was in (by then the watch has read it), and in
+    # every later one.
+    started.update(hosts(['host-c'], timeout))
+    joining = _member(started['host-c'])
+    joined = peers.wait_for(lambda: watch.alive.get(joining),
+                            message='the new host saying it is in')
+    joined = max(joined, sharing.cycle_number(INTERVAL))
+    plans = watch.plans_from(joined + 1)
+    assert all(joining in members for members in plans.values()), (
+        joined, plans)
+    back = _back_after(daemon, prefix, expected, time.time())
+    print('a host that joined in cycle %d walked from cycle %d; every '
+          'gauge again %.2fs later' % (joined, min(plans), back))
+
+    # A clean stop: from the second cycle after the last one the host
+    # was in, the others read its range.
+    planner = peers.shared_walk_planner(started)
+    leaving = [n for n in sorted(started) if n != planner][0]
+    member = _member(started[leaving])
+    started[leaving].process.send_signal(signal.SIGINT)
+    stopped = time.time()
+    peers.wait_exit(started.pop(leaving).process, 30)
+    last = max(watch.alive.get(member, 0),
+               sharing.cycle_number(INTERVAL, stopped))
+    back = _back_after(daemon, prefix, expected, stopped)
+    plans = watch.plans_from(last + 2)
+    assert not [number for number, members in plans.items()
+                if member in members], (last, plans)
+    print('a host stopped cleanly in cycle %d: left out from cycle %d '
+          '(plans %s); every gauge again %.2fs after the stop'
+          % (last, min(number for number, members in watch.plans.items()
+                       if number > last and member not in members),
+             sorted((number - last, len(members))
+                    for number, members in watch.plans.items()
+                    if number > last), back))
+
+
 def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
-    # A coordination timeout long enough to tell a range handed over at
-    # a clean stop (in the second cycle after it, at the latest) from one
-    # left until the membership expires.
+    # A coordination timeout longer than two cycles: a stopped host's
+    # range must move because it left or missed a cycle, not because its
+    # membership expired.
     timeout = 3 * INTERVAL + 2 * peers.SCHEDULING_SLACK
     expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
                                      prefix)
     started = hosts(['host-a', 'host-b'], timeout)
     _every_gauge(statsd_daemon, prefix, expected)
-
-    # A host that joins walks a range from the next cycle on.
-    joined = time.time()
-    started.update(hosts(['host-c'], timeout))
-    new_pid = started['host-c'].process.pid
-    peers.wait_for(lambda: new_pid in _walkers(hosts.request_log, joined),
-                   timeout=3 * INTERVAL + peers.SCHEDULING_SLACK,
-                   message='the new host walking a range')
-    print('a host that joined walked after %.2fs' % (time.time() - joined))
-    assert _back_after(statsd_daemon, prefix, expected, time.time()) < 30
-
-    # A clean stop: the others read its range from the next cycle on.
-    planner = peers.shared_walk_planner(started)
-    leaving = [n for n in sorted(started) if n != planner][0]
-    started[leaving].process.send_signal(signal.SIGINT)
-    stopped = time.time()
-    peers.wait_exit(started.pop(leaving).process, 30)
-    back = _back_after(statsd_daemon, prefix, expected, stopped)
-    print('range of a host stopped cleanly read again after %.2fs' % back)
-    assert back <= 3 * INTERVAL + peers.SCHEDULING_SLACK < timeout, back
+    watch = PlanWatch(hosts.url(timeout), prefix)
+    try:
+        _join_and_stop(hosts, started, watch, statsd_daemon, prefix,
+                       expected, timeout)
+    finally:
+        watch.stop()
 
     # A SIGKILL of the planner: the other takes the lock when it expires,
     # and plans from the last plan's order.
@@ -591,15 +679,33 @@ def test_a_new_planner_plans_from_the_last_plan_it_saw():
     assert last.measurements == []  # nothing reported of cycle 102
 
 
+def _waiting_for_plan(walk, number, stopping):
+    """``wait_for_plan`` in a thread: a list that gets its answer."""
+    answer = []
+    peers.start_thread(lambda: answer.append(
+        walk.wait_for_plan(number, stopping)))
+    return answer
+
+
 def test_a_member_waits_for_its_plan_no_longer_than_the_budget(monkeypatch):
-    walks = _members(['a', 'b'])
+    # A budget (half the 10 s interval) longer than the suite's slack: a
+    # member that waited it out anyway would be seen waiting.
     interval = 10
+    assert sharing.plan_wait(interval) > peers.SCHEDULING_SLACK
+    walks = _members(['a', 'b'])
     number = sharing.cycle_number(interval)
-    started = time.time()
     monkeypatch.setattr(sharing, 'PLAN_POLL', 0.01)
-    # A cycle that started long ago: its budget is over.
-    assert walks['b'].wait_for_plan(number - 5, threading.Event()) is None
-    assert time.time() - started < 1
+    # A cycle that started long ago: its budget is over, no wait.
     stopping = threading.Event()
-    stopping.set()
-    assert walks['b'].wait_for_plan(number + 5, stopping) is None
+    try:
+        answer = _waiting_for_plan(walks['b'], number - 5, stopping)
+        peers.wait_for(lambda: answer, timeout=peers.SCHEDULING_SLACK,
+                       message='the answer of a cycle whose budget is over')
+        assert answer == [None]
+    finally:
+        stopping.set()  # a member that waits gives up
+    # A cycle to come, but the collector stops: no wait either.
+    answer = _waiting_for_plan(walks['b'], number + 5, stopping)
+    peers.wait_for(lambda: answer, timeout=peers.SCHEDULING_SLACK,
+                   message='the answer of a stopping member')
+    assert answer == [None]

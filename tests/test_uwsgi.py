@@ -10,7 +10,6 @@ ERROR that names the setting.
 import os
 import re
 import sys
-import time
 
 import pytest
 
@@ -50,6 +49,12 @@ def _collectors(log):
 
 def _threads(pid):
     return len(os.listdir('/proc/%d/task' % pid))
+
+
+def _children(pid):
+    """The pids of the processes ``pid`` forked (its workers)."""
+    with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+        return [int(child) for child in f.read().split()]
 
 
 def _stop(api, loads):
@@ -120,10 +125,20 @@ def test_without_python_threads_one_error_names_enable_threads(
         api_server, tmp_path, statsd_daemon, prefix, lazy_apps,
         server=THREADS_OFF_SERVER, enable_threads=False)
     api.wait_ready()
-    # Requests are where a thread would get the GIL now and then.
-    deadline = time.time() + 3 * INTERVAL
-    while time.time() < deadline:
+    # Whatever would start a collector has run once every process has
+    # loaded the app (the master, or each worker with lazy-apps) and
+    # workers have served requests (a worker's first one starts it).
+    loads = 3 if lazy_apps else 1
+    peers.wait_for(lambda: api.log.count('WSGI app 0 (mountpoint=')
+                   >= loads, message='every app loaded')
+    for _ in range(REQUESTS_PER_START):
         assert api.get()[0] == 200
+    # A thread started there would exist even if it never got the GIL:
+    # no process of the server runs a second one.
+    master = api.process.pid
+    processes = [master] + _children(master)
+    assert len(processes) == 4, processes
+    assert [_threads(pid) for pid in processes] == [1, 1, 1, 1]
     log = api.log
     assert 'Python threads support is disabled' in log
     errors = [line for line in log.splitlines() if ' ERROR ' in line]
@@ -131,4 +146,5 @@ def test_without_python_threads_one_error_names_enable_threads(
     assert 'enable-threads = true' in errors[0]
     assert not _collectors(log)
     assert not peers.polls(request_log)
+    _stop(api, loads)
     print(errors[0])

@@ -104,12 +104,32 @@ def dataset_with(sizes, seed=0):
     return dataset
 
 
-def healthy_requests(serve, sizes, seed=0):
-    """Requests of a walk of the same layout where nothing fails."""
-    fixture = Fixture(serve, dataset_with(sizes, seed), paged_rows=10 ** 9)
-    fixture.walk()
+def healthy_requests(sizes):
+    """Requests of a walk of the same layout where nothing fails, as
+    MagnetoDB's paging makes them (small pages: the first and the later
+    ones hold PAGE rows)."""
+    return peers.listing_requests(sizes, PAGE, PAGE)
+
+
+# Where nothing fails
+
+@pytest.mark.parametrize('sizes, requests', [
+    ([3, 4], 1),  # one short page
+    ([4, 6], 2),  # a full page: its last project is asked for again
+    ([PAGE, 3], 3),  # a project that fills the first page on its own
+    ([2, PAGE + 5, 1], 3),  # one longer than a page, stepped past
+    # Pages: 7+3, 3+7, 12, 5+5, 9+1, 4+6, 11, 6.
+    ([7, 3, 12, 5, 9, 4, 11, 6], 8),
+])
+def test_a_healthy_walk_sends_what_magnetodb_paging_needs(serve, sizes,
+                                                          requests):
+    # Not one request more or fewer than the paging needs.
+    assert healthy_requests(sizes) == requests
+    fixture = Fixture(serve, dataset_with(sizes))
+    seen, walk = fixture.walk()
+    fixture.assert_read(seen)
     assert not fixture.recorder.failed()
-    return len(fixture.recorder.requests)
+    assert len(fixture.recorder.requests) == requests
 
 
 # Projects the listing cannot page through
@@ -131,7 +151,7 @@ def test_a_project_too_large_to_page_is_read_whole(serve, sizes):
     # One failed page more than a healthy walk for each such project, and
     # the step past it names a table that does not exist.
     assert len(fixture.recorder.failed()) == len(big)
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) == healthy + len(big)
     steps = [q for _, q, _ in fixture.recorder.requests
              if 'last_evaluated_table=statsd%3Astep-past' in q]
@@ -212,7 +232,7 @@ def test_a_project_with_an_unreadable_row(serve, position):
     fixture.assert_read(seen, unreadable={bad})
     assert walk.unreadable == [listing.Unreadable.project(bad)]
     assert fixture.memory.order == tuple(fixture.order)
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
 
 
@@ -264,7 +284,7 @@ def test_random_layouts_with_unreadable_rows(serve, seed):
     assert [u.key for u in walk.unreadable] == [p for p in order
                                                 if p in bad]
     assert fixture.memory.order == tuple(order)
-    healthy = healthy_requests(serve, sizes, seed)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
     for project in bad:  # mended: a complete walk again
         for table in fixture.dataset[project]:
@@ -462,7 +482,7 @@ def test_every_step_failing_still_ends(serve):
     seen, walk = fixture.walk()
     fixture.assert_read(seen)
     assert len(walk.unreadable) == 1 and walk.unreadable[0].key[0] == 'after'
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
 
 

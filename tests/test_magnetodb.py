@@ -10,6 +10,7 @@ data here, never by the package.
 
 import collections
 import difflib
+import itertools
 import json
 import os
 import random
@@ -697,7 +698,8 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # Each case compares, cycle by cycle, MagnetoDB's access log with the walk a
 # Replica makes: the fixture API (magnetodb_statsd_middleware.demo.fakeapi)
 # holding the same rows in MagnetoDB's token order, with the same failures.
-# The replica with nothing failing gives the healthy cycle's requests.
+# How many requests a healthy cycle needs comes from MagnetoDB's paging
+# (peers.listing_requests), not from a walk.
 
 PROBE_URI = '%s/%s?metrics=size,item_count' % (mdb.MONITORING_PATH,
                                                monitoring.PROBE_PROJECT)
@@ -713,9 +715,8 @@ class Replica(object):
     """The same rows in the fixture API, in MagnetoDB's order; its walks
     are the collector's, request by request."""
 
-    def __init__(self, tables, tokens, paged_rows=5000):
-        self.app = fakeapi.FakeMonitoringAPI(
-            {}, paged_rows=paged_rows, order_key=tokens.get)
+    def __init__(self, tables, tokens):
+        self.app = fakeapi.FakeMonitoringAPI({}, order_key=tokens.get)
         self.load(tables)
         self.recorder = peers.Recorder(self.app)
         self.server = peers.LoopbackServer(self.recorder)
@@ -749,13 +750,11 @@ class Replica(object):
 
 
 def _healthy_requests(tables, tokens):
-    """Requests of a walk of the same rows where nothing fails."""
-    replica = Replica([t for t in tables if _readable(t)], tokens,
-                      paged_rows=10 ** 9)
-    try:
-        return len(replica.walk())
-    finally:
-        replica.close()
+    """Requests of a cycle over the same rows where nothing fails, as
+    MagnetoDB pages them (1,000 rows a page), whatever the walk does."""
+    sizes = [len(list(rows)) for _, rows in itertools.groupby(
+        mdb.listing_order(tables, tokens), key=lambda row: row[0])]
+    return peers.listing_requests(sizes)
 
 
 def _by_resource(uris):

@@ -17,7 +17,6 @@ replication factor, rounded as Python 2 rounds) and the documented names.
 
 import collections
 import decimal
-import hashlib
 import json
 import os
 import re
@@ -169,67 +168,26 @@ def magnetodb_value(per_node):
     return int(mean.quantize(decimal.Decimal(1), decimal.ROUND_HALF_UP))
 
 
-def safe_name(name):
-    """The documented rule: characters outside ``A-Z a-z 0-9 _ -``
-    become ``_``; where that changed the name, ``_`` and 8 hex digits of
-    the SHA-1 of the raw UTF-8 name follow."""
-    safe = re.sub(r'[^A-Za-z0-9_-]', '_', name)
-    if safe != name:
-        safe += '_' + hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]
-    return safe
+class _Row(collections.namedtuple('_Row', 'name status size item_count')):
+    """A table as peers.expected_gauges reads it: MagnetoDB's figures."""
 
-
-STATUSES = ('active', 'creating', 'deleting', 'create_failed',
-            'delete_failed')
+    __slots__ = ()
 
 
 def expected_gauges(tables, prefix, withheld=(), stuck=()):
     """The table, project and total gauges StatsD must hold for a
-    complete listing of ``tables``: the projects in ``withheld`` were read
-    without their statuses (no counts by status for them, nor totals of
-    those), ``stuck`` holds the ``(tenant, name)`` counted as stuck."""
-    gauges = {}
-    projects = {}
-    by_status = {}
+    complete listing of ``tables`` (``withheld``, ``stuck``: see
+    peers.expected_gauges), with MagnetoDB's figures of each ACTIVE
+    table."""
+    dataset = collections.OrderedDict()
     for table in tables:
-        project = projects.setdefault(
-            table.tenant, {'size': 0, 'item_count': 0, 'tables': 0})
-        project['tables'] += 1
-        statuses = by_status.setdefault(table.tenant,
-                                        dict.fromkeys(STATUSES, 0))
-        statuses[table.status.lower()] += 1
-        if table.status != 'ACTIVE':
-            continue
-        for metric in ('size', 'item_count'):
-            value = magnetodb_value(getattr(table, metric))
-            gauges['%s.tables.%s.%s.%s' % (prefix, safe_name(table.tenant),
-                                           safe_name(table.name),
-                                           metric)] = value
-            project[metric] += value
-    totals = {'size': 0, 'item_count': 0, 'tables': 0,
-              'projects': len(projects)}
-    status_totals = dict.fromkeys(STATUSES, 0)
-    for tenant, project in projects.items():
-        for metric, value in project.items():
-            gauges['%s.projects.%s.%s' % (prefix, safe_name(tenant),
-                                          metric)] = value
-            totals[metric] += value
-        if tenant in withheld:
-            continue
-        for status, count in by_status[tenant].items():
-            gauges['%s.projects.%s.tables_by_status.%s' % (
-                prefix, safe_name(tenant), status)] = count
-            status_totals[status] += count
-        gauges['%s.projects.%s.stuck' % (prefix, safe_name(tenant))] = len(
-            [name for owner, name in stuck if owner == tenant])
-    for metric, value in totals.items():
-        gauges['%s.totals.%s' % (prefix, metric)] = value
-    if not set(withheld) & set(projects):
-        for status, count in status_totals.items():
-            gauges['%s.totals.tables_by_status.%s' % (prefix, status)] = \
-                count
-        gauges['%s.totals.stuck' % prefix] = len(stuck)
-    return gauges
+        active = table.status == 'ACTIVE'
+        dataset.setdefault(table.tenant, []).append(_Row(
+            table.name, table.status,
+            magnetodb_value(table.size) if active else None,
+            magnetodb_value(table.item_count) if active else None))
+    return peers.expected_gauges(dataset, prefix, withheld=withheld,
+                                 stuck=stuck)
 
 
 def listing_order(tables, tokens):

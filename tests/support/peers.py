@@ -433,7 +433,11 @@ MAX_NAME_LENGTH = 253
 
 def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
                     max_length=MAX_NAME_LENGTH, withheld=(), stuck=()):
-    """What StatsD must hold for ``dataset`` (computed independently)."""
+    """What StatsD must hold for ``dataset``, ``{project: [table]}``
+    with each table's ``name``, ``status``, ``size`` and ``item_count``
+    (the fixture API's tables, or MagnetoDB's figures: see
+    magnetodb_peer.expected_gauges), computed independently of the
+    package."""
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
     def key(level, quantity, project=None, table=None, status=None):
@@ -446,24 +450,40 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
     return _expected(dataset, metrics, key, withheld=withheld, stuck=stuck)
 
 
+# The design's name rule, written once for every test, independently of
+# the package (doc/source/metrics.rst, "Making a name safe").
+
+def _replaced(raw, label=False):
+    """``raw`` with each character outside ``A-Z a-z 0-9 _ -`` (and ``.``
+    in a label value) replaced by ``_``."""
+    return re.sub(r'[^A-Za-z0-9_.-]' if label else r'[^A-Za-z0-9_-]', '_',
+                  raw)
+
+
+def _digest(raw):
+    """``_`` and 8 hex digits of the SHA-1 of ``raw``'s UTF-8: what
+    follows a name part (or label value) that was changed or cut."""
+    return '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+
+
 def expected_label(raw, lower):
     """doc/source/metrics.rst, "Labeled metrics": a label value made
-    safe (written again here, independently of the package)."""
-    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
+    safe."""
+    safe = _replaced(raw, label=True)
     if lower:
         safe = safe.lower()
     if safe == raw and len(raw) <= 200:
         return raw
-    return safe[:191] + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+    return safe[:191] + _digest(raw)
 
 
 def expected_name_part(raw):
-    """doc/source/metrics.rst, "Making a name safe", written again for
-    the tests."""
-    safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
+    """One part of a dotted name (a project id, a table name) made safe:
+    as it is when nothing had to change, else replaced and digested."""
+    safe = _replaced(raw)
     if safe == raw:
         return raw
-    return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+    return safe + _digest(raw)
 
 
 def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
@@ -486,8 +506,7 @@ def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
             continue
         keep = max(1, len(parts[index]) - excess - 9)
         raw = raw_parts[index]
-        parts[index] = (re.sub(r'[^A-Za-z0-9_-]', '_', raw)[:keep] + '_'
-                        + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+        parts[index] = _replaced(raw)[:keep] + _digest(raw)
     return prefix + '.' + dotted % tuple(parts)
 
 
@@ -539,8 +558,7 @@ def expected_labels(mode, name, raw_labels, user_labels=(),
             continue
         keep = max(1, len(safe[key]) - excess - 9)
         raw = raw_labels[key]
-        safe[key] = (re.sub(r'[^A-Za-z0-9_.-]', '_', raw)[:keep] + '_'
-                     + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+        safe[key] = _replaced(raw, label=True)[:keep] + _digest(raw)
     return labels()
 
 

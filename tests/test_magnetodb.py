@@ -12,6 +12,7 @@ import collections
 import difflib
 import itertools
 import json
+import logging
 import os
 import random
 import re
@@ -27,6 +28,7 @@ from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import magnetodb_peer as mdb
 from tests.support import peers
+from tests.support import status_scenario as scenario
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
 # a minute on 2 cores, more on a slow network); every wait below has its
@@ -1017,76 +1019,50 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
 STUCK_AFTER = 8  # seconds: a few cycles of interval 1
 
 
-def _status_gauges(daemon, prefix):
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.tables_by_status.' in name or name.endswith('.stuck')}
+def _scenario_tables(tables):
+    """The status scenario's tables in MagnetoDB's storage: each node
+    holds the same figures, so MagnetoDB's are the scenario's."""
+    nodes = len(mdb.JOLOKIA_NODES)
+    return [mdb.Table(project, row.name, row.status, [row.size] * nodes,
+                      [row.item_count] * nodes)
+            for project, rows in sorted(tables.items()) for row in rows]
 
 
 def test_tables_by_status_and_stuck_tables(magnetodb, statsd_daemon, prefix):
-    """A table that stays CREATING becomes stuck and, once ACTIVE, is no
-    longer counted; one that goes CREATING -> ACTIVE in time never
-    counts; a DELETING table that disappears; CREATE_FAILED and
-    DELETE_FAILED; every count right at each step, zeros sent."""
+    """The scenario of tests/support/status_scenario.py in real time:
+    every count right at each step, zeros sent."""
     bad_lines = statsd_daemon.bad_lines()
-    rng = random.Random(19)
-    tenant, calm = mdb.project_id(rng), mdb.project_id(rng)
-    tables = mdb.make_tables(rng, tenant, 2, not_active=0)
-    tables += mdb.make_tables(rng, calm, 3, not_active=0)
-    for name, status in (('slow', 'CREATING'), ('quick', 'CREATING'),
-                         ('going', 'DELETING'), ('failed.c', 'CREATE_FAILED'),
-                         ('failed.d', 'DELETE_FAILED')):
-        tables.append(mdb.Table(tenant, name, status, [1, 2, 3], [1, 1, 1]))
     port = peers.free_port()
     options = _options(statsd_daemon, prefix, port)
     options.update(interval=1, stuck_after=STUCK_AFTER)
-    server = magnetodb(tables, port=port, statsd=options)
-
-    def step(title, rows, stuck=(), timeout=30):
-        """Wait until StatsD holds the counts of ``rows`` with ``stuck``;
-        print the status gauges of the project that changes."""
-        expected = {name: value for name, value in mdb.expected_gauges(
-            rows, prefix, stuck=stuck).items()
-            if '.tables_by_status.' in name or name.endswith('.stuck')}
+    server = None
+    for step, tables in scenario.steps():
+        if server is None:
+            server = magnetodb(_scenario_tables(tables), port=port,
+                               statsd=options)
+        else:
+            mdb.write_data(server.data_path, _scenario_tables(tables))
+        expected = scenario.expected(tables, prefix, step)
 
         def arrived():
-            found = _status_gauges(statsd_daemon, prefix)
+            found = scenario.status_gauges(statsd_daemon.gauges(prefix + '.'))
             return found if found == expected else None
+        timeout = STUCK_AFTER + 30 if step.when == 'past' else 30
         try:
             found = peers.wait_for(arrived, timeout=timeout, interval=0.2,
-                                   message=title)
+                                   message=step.title)
         except AssertionError:
-            assert _status_gauges(statsd_daemon, prefix) == expected, title
+            assert scenario.status_gauges(statsd_daemon.gauges(
+                prefix + '.')) == expected, step.title
             raise
-        print('\n%s:' % title)
+        scenario.check(found, prefix, step)
+        print('\n%s:' % step.title)
         for name in sorted(found):
-            if tenant in name or '.totals.' in name:
+            if scenario.STATUS in name or '.totals.' in name:
                 print('  %s:%d|g' % (name, found[name]))
-        return found
-
-    def change(rows, name, status=None):
-        """``rows`` with table ``name`` in ``status`` (None: gone)."""
-        changed = [t for t in rows if t.name != name]
-        if status is not None:
-            (table,) = [t for t in rows if t.name == name]
-            changed.append(table._replace(status=status))
-        mdb.write_data(server.data_path, changed)
-        return changed
-
-    first = step('first cycles', tables)
-    assert first['%s.projects.%s.tables_by_status.creating'
-                 % (prefix, tenant)] == 2
-    assert first['%s.projects.%s.tables_by_status.deleting'
-                 % (prefix, calm)] == 0
-    tables = change(tables, 'quick', 'ACTIVE')
-    step('quick: CREATING -> ACTIVE in time', tables)
-    slow, going = (tenant, 'slow'), (tenant, 'going')
-    step('slow (CREATING) and going (DELETING) past stuck_after', tables,
-         stuck=(slow, going), timeout=STUCK_AFTER + 30)
-    tables = change(tables, 'going')
-    step('going: DELETING -> gone', tables, stuck=(slow,))
-    tables = change(tables, 'slow', 'ACTIVE')
-    last = step('slow: CREATING -> ACTIVE', tables)
-    assert last['%s.totals.stuck' % prefix] == 0
-    assert last['%s.totals.tables_by_status.create_failed' % prefix] == 1
     assert statsd_daemon.bad_lines() == bad_lines
-    assert [level for level, _ in server.our_lines()] == ['INFO', 'INFO']
+    loudest = logging.getLevelName(scenario.LOUDEST_LEVEL)
+    lines = server.our_lines()
+    assert [line for line in lines
+            if logging.getLevelName(line[0]) > loudest] == []
+    assert len(lines) == 2, lines  # it started, it holds the lock

@@ -168,12 +168,6 @@ def magnetodb_value(per_node):
     return int(mean.quantize(decimal.Decimal(1), decimal.ROUND_HALF_UP))
 
 
-class _Row(collections.namedtuple('_Row', 'name status size item_count')):
-    """A table as peers.expected_gauges reads it: MagnetoDB's figures."""
-
-    __slots__ = ()
-
-
 def expected_gauges(tables, prefix, withheld=(), stuck=()):
     """The table, project and total gauges StatsD must hold for a
     complete listing of ``tables`` (``withheld``, ``stuck``: see
@@ -182,7 +176,7 @@ def expected_gauges(tables, prefix, withheld=(), stuck=()):
     dataset = collections.OrderedDict()
     for table in tables:
         active = table.status == 'ACTIVE'
-        dataset.setdefault(table.tenant, []).append(_Row(
+        dataset.setdefault(table.tenant, []).append(peers.Row(
             table.name, table.status,
             magnetodb_value(table.size) if active else None,
             magnetodb_value(table.item_count) if active else None))

@@ -377,6 +377,11 @@ STATUSES = ('active', 'creating', 'deleting', 'create_failed',
             'delete_failed')
 
 
+# A table as the expected gauges read it (any object with these
+# attributes will do, the fixture API's tables too).
+Row = collections.namedtuple('Row', 'name status size item_count')
+
+
 def _expected(dataset, metrics, key, tables=None, withheld=(), stuck=()):
     """Every gauge a cycle must leave for ``dataset``, whatever the naming:
     ``key(level, quantity, project=None, table=None, status=None)`` names

@@ -7,6 +7,7 @@ project resource that holds an unreadable ACTIVE table. Small pages
 """
 
 import collections
+import json
 import random
 
 import pytest
@@ -15,6 +16,7 @@ from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
+from tests.support import quirks
 
 PAGE = 10
 PAGED_ROWS = 20
@@ -505,28 +507,34 @@ def test_a_misbehaving_server_ends_the_walk(serve):
 # The fixture itself
 
 def test_the_fixture_fails_like_magnetodb(serve):
-    fixture = Fixture(serve, dataset_with([BIG, 4]))
-    big, small = fixture.order
-    base = fixture.server.url
+    # The table that MagnetoDB itself answers in tests/test_magnetodb.py.
+    fixture = Fixture(serve, dataset_with([2, 3, 4, 4, BIG, 4, 4]))
+    odd, broken, clean, _, big, _, _ = fixture.order
+    unreadable = [fixture.break_table(odd), fixture.break_table(broken)]
+    order = [(project, table.name) for project in fixture.order
+             for table in sorted(fixture.dataset[project],
+                                 key=lambda t: t.name)]
+    layout = quirks.Layout(
+        order=order,
+        active=dict((project, set(t.name for t in tables
+                                  if t.status == 'ACTIVE'))
+                    for project, tables in fixture.dataset.items()),
+        unreadable=[(odd, unreadable[0].name), (broken, unreadable[1].name)],
+        roles=dict(odd=odd, broken=broken, clean=clean, big=big,
+                   broken_table=unreadable[1].name,
+                   big_table=[name for p, name in order if p == big][0]),
+        default_limit=PAGE)
 
-    def status(path):
+    def get(request):
         try:
-            return peers.http_get(base + path)[0]
+            status, body = peers.http_get(fixture.server.url + request)
         except Exception as exc:  # urllib raises for an error status
-            return getattr(exc, 'code', exc)
-
-    assert status('?last_evaluated_project=%s' % big) == 500
-    assert status('?last_evaluated_project=%s&last_evaluated_table=x'
-                  % big) == 200
-    assert status('?last_evaluated_project=%s&last_evaluated_table='
-                  % big) == 500  # empty: ignored
-    assert status('/%s' % big) == 200
-    table = fixture.break_table(small)
-    assert status('?limit=100') == 500
-    assert status('/%s' % small) == 500
-    assert status('/%s/tables/%s' % (small, table.name)) == 500
-    assert status('?last_evaluated_project=%s&last_evaluated_table=x'
-                  % small) == 200
-    assert status('/%s' % monitoring.PROBE_PROJECT) == 200
-    table.status = 'DELETING'  # statistics of such a table are not read
-    assert status('?limit=100') == 200
+            return getattr(exc, 'code', exc), None
+        return status, json.loads(body.decode('utf-8'))
+    quirks.assert_quirks(layout, get)
+    assert get('/%s' % monitoring.PROBE_PROJECT)[0] == 200
+    # The statistics of a table that is not ACTIVE are not read: the
+    # page after odd, which holds all of broken, answers then.
+    unreadable[1].status = 'DELETING'
+    assert get('?last_evaluated_project=%s&last_evaluated_table=%s'
+               % (odd, quirks.NO_TABLE))[0] == 200

@@ -15,8 +15,8 @@ import pytest
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import paging
 from tests.support import peers
-from tests.support import quirks
 
 PAGE = 10
 PAGED_ROWS = 20
@@ -110,7 +110,7 @@ def healthy_requests(sizes):
     """Requests of a walk of the same layout where nothing fails, as
     MagnetoDB's paging makes them (small pages: the first and the later
     ones hold PAGE rows)."""
-    return peers.listing_requests(sizes, PAGE, PAGE)
+    return paging.listing_requests(sizes, PAGE, PAGE)
 
 
 # Where nothing fails
@@ -514,7 +514,7 @@ def test_the_fixture_fails_like_magnetodb(serve):
     order = [(project, table.name) for project in fixture.order
              for table in sorted(fixture.dataset[project],
                                  key=lambda t: t.name)]
-    layout = quirks.Layout(
+    layout = paging.Layout(
         order=order,
         active=dict((project, set(t.name for t in tables
                                   if t.status == 'ACTIVE'))
@@ -531,10 +531,10 @@ def test_the_fixture_fails_like_magnetodb(serve):
         except Exception as exc:  # urllib raises for an error status
             return getattr(exc, 'code', exc), None
         return status, json.loads(body.decode('utf-8'))
-    quirks.assert_quirks(layout, get)
+    paging.assert_quirks(layout, get)
     assert get('/%s' % monitoring.PROBE_PROJECT)[0] == 200
     # The statistics of a table that is not ACTIVE are not read: the
     # page after odd, which holds all of broken, answers then.
     unreadable[1].status = 'DELETING'
     assert get('?last_evaluated_project=%s&last_evaluated_table=%s'
-               % (odd, quirks.NO_TABLE))[0] == 200
+               % (odd, paging.NO_TABLE))[0] == 200

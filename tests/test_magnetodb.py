@@ -27,8 +27,8 @@ from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import magnetodb_peer as mdb
+from tests.support import paging
 from tests.support import peers
-from tests.support import quirks
 from tests.support import status_scenario as scenario
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
@@ -326,31 +326,16 @@ def _rows_served(uris, order, active):
     """Rows the listing and project requests in ``uris`` answered with,
     as MagnetoDB pages ``order`` (``[(tenant, name)]``); ``active``:
     ``{tenant: ACTIVE tables}``."""
-    at = {}
-    for index, (tenant, _) in enumerate(order):
-        at.setdefault(tenant, index)
+    layout = paging.Layout(order, {}, (), {}, 1000)
     rows = 0
     for uri in uris:
         path, _, query = uri.partition('?')
-        params = dict(urllib.parse.parse_qsl(query))
         if path != mdb.MONITORING_PATH:
             rows += active.get(urllib.parse.unquote(
                 path[len(mdb.MONITORING_PATH) + 1:]), 0)
-            continue
-        project = params.get('last_evaluated_project')
-        limit = int(params.get('limit', 1000))
-        if project is None:
-            rows += min(limit, len(order))
-            continue
-        # The project's own rows (all of them, or the one row asked for),
-        # then the projects after it up to the page size.
-        start = at[project]
-        own = sum(1 for tenant, _ in order[start:] if tenant == project)
-        if 'last_evaluated_table' in params:
-            own = 0  # the step-past row does not exist
-        after = len(order) - (start + sum(
-            1 for tenant, _ in order[start:] if tenant == project))
-        rows += own + min(max(1000 - own, 0), after)
+        else:
+            rows += len(paging.page(layout, dict(
+                urllib.parse.parse_qsl(query))))
     return rows
 
 
@@ -628,7 +613,7 @@ def test_a_healthy_start_sends_no_false_health_alarm(magnetodb, udp, prefix):
 def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
     """MagnetoDB's own failures on real data, as the reference measured
     them, with the fakes and no filter at all: the quirk table that the
-    fixture API answers alike (tests/support/quirks.py)."""
+    fixture API answers alike (tests/support/paging.py)."""
     rng = random.Random(5001)
     ids = [mdb.project_id(rng) for _ in range(12)]
     tokens = magnetodb_env.tokens(ids)
@@ -647,7 +632,7 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
     order = mdb.listing_order(tables, tokens)
     usage = _usage(tables)
     server = magnetodb(tables)
-    layout = quirks.Layout(
+    layout = paging.Layout(
         order=order,
         active=dict((tenant, set(t.name for t in tables
                                  if t.tenant == tenant
@@ -670,7 +655,7 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
             assert row['usage_detailes'] == usage[tenant, name]
         return status, rows
 
-    quirks.assert_quirks(layout, get)
+    paging.assert_quirks(layout, get)
     # More than 5,000 tables: a PagedResult, whose len() fails.
     assert "object of type 'PagedResult' has no len()" in server.log
 
@@ -693,7 +678,7 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # Replica makes: the fixture API (magnetodb_statsd_middleware.demo.fakeapi)
 # holding the same rows in MagnetoDB's token order, with the same failures.
 # How many requests a healthy cycle needs comes from MagnetoDB's paging
-# (peers.listing_requests), not from a walk.
+# (tests/support/paging.py), not from a walk.
 
 PROBE_URI = '%s/%s?metrics=size,item_count' % (mdb.MONITORING_PATH,
                                                monitoring.PROBE_PROJECT)
@@ -748,7 +733,7 @@ def _healthy_requests(tables, tokens):
     MagnetoDB pages them (1,000 rows a page), whatever the walk does."""
     sizes = [len(list(rows)) for _, rows in itertools.groupby(
         mdb.listing_order(tables, tokens), key=lambda row: row[0])]
-    return peers.listing_requests(sizes)
+    return paging.listing_requests(sizes)
 
 
 def _by_resource(uris):

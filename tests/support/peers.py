@@ -594,38 +594,6 @@ def expected_labeled(dataset, prefix, lower, user_labels=(), tables=None,
     return _expected(dataset, metrics, key, tables, withheld, stuck)
 
 
-def listing_requests(sizes, page_size=1000, default_limit=1000):
-    """How many listing requests read every table of projects of ``sizes``
-    tables (in listing order) exactly once, where nothing fails: worked
-    out from MagnetoDB's paging alone, not from the package's walk.
-
-    MagnetoDB pages so: the first page is the first ``page_size`` rows (its
-    ``limit``); ``last_evaluated_project=P`` is all of P then the projects
-    after it, up to ``default_limit`` rows (later pages carry no limit);
-    with a ``last_evaluated_table`` no table has, the page starts right
-    after P; a page shorter than its limit is the last. The last project
-    of a full page may go on past it: it is asked for again, whole; a
-    project that fills a page on its own is stepped past."""
-    requests = 0
-    first, whole, limit = 0, False, page_size  # the page starts at first
-    while True:
-        requests += 1
-        rows, last = 0, None
-        for index in range(first, len(sizes)):
-            if rows >= limit:
-                break
-            rows += (sizes[index] if whole and index == first
-                     else min(sizes[index], limit - rows))
-            last = index
-        if rows < limit:
-            return requests
-        if whole and last == first:
-            first, whole = first + 1, False  # stepped past
-        else:
-            first, whole = last, True
-        limit = default_limit
-
-
 def fixture_stats(base_url):
     """Request counts of a FakeMonitoringAPI built with control = true."""
     return json.loads(http_get(base_url + '/_fixture')[1].decode('utf-8'))

@@ -1,13 +1,14 @@
-"""MagnetoDB 2015.1's paging quirks and real-data failures, as one table
-run against the fixture API (tests/test_listing.py) and against MagnetoDB
-itself (tests/test_magnetodb.py): the fixture is trusted only as far as
-MagnetoDB answers the same.
+"""MagnetoDB 2015.1's paging, as documented, worked out here apart from
+both servers and from the package: what a page holds, how many requests
+a walk needs where nothing fails, and the table of its quirks and
+real-data failures that the fixture API (tests/test_listing.py) and
+MagnetoDB itself (tests/test_magnetodb.py) must answer alike.
 
-What a page holds is worked out here from the documented paging, not
-from either server: the first page is the first ``limit`` rows;
-``last_evaluated_project=P`` is all of P, then the rows of the projects
-after P, up to the server's default limit; with ``last_evaluated_table=T``
-the row P/T alone stands for P. A page or resource that holds a row whose
+The first page is the first ``limit`` rows; ``last_evaluated_project=P``
+is all of P, then the rows of the projects after P, up to the server's
+default limit (a later page carries no ``limit``); with
+``last_evaluated_table=T`` the row P/T alone stands for P; a page shorter
+than its limit is the last. A page or resource that holds a row whose
 statistics cannot be read fails with HTTP 500.
 """
 
@@ -22,8 +23,9 @@ from magnetodb_statsd_middleware import compat
 # then ``clean`` and the other readable projects, ``big`` (more tables
 # than the server pages: ``big_table`` is its first), more readable ones.
 # ``order``: ``[(project, name)]``; ``active``: ``{project: {names}}``;
-# ``unreadable``: the ``(project, name)`` that fail; ``default_limit``:
-# the server's page size.
+# ``unreadable``: the ``(project, name)`` that fail; ``roles``: ``{role:
+# project or table}`` of the names above; ``default_limit``: the server's
+# page size. :func:`page` reads ``order`` and ``default_limit`` only.
 Layout = collections.namedtuple(
     'Layout', 'order active unreadable roles default_limit')
 
@@ -63,9 +65,9 @@ QUIRKS = (
 )
 
 
-def page(layout, query):
-    """The ``[(project, name)]`` of a listing page, as documented."""
-    params = dict(urlparse.parse_qsl(query, keep_blank_values=True))
+def page(layout, params):
+    """The ``[(project, name)]`` of the listing page asked for with
+    ``params`` (a dict of the query)."""
     project = params.get('last_evaluated_project')
     if project is None:
         return layout.order[:int(params.get('limit', layout.default_limit))]
@@ -77,6 +79,29 @@ def page(layout, query):
     if len(own) >= limit:
         return own
     return own + after[:limit - len(own)]
+
+
+def listing_requests(sizes, page_size=1000, default_limit=1000):
+    """How many listing requests read every table of projects of ``sizes``
+    tables (in listing order) exactly once where nothing fails. The last
+    project of a full page may go on past it: it is asked for again,
+    whole; a project that fills a page on its own is stepped past."""
+    layout = Layout([('%d' % project, '%d' % table)
+                     for project, size in enumerate(sizes)
+                     for table in range(size)], {}, (), {}, default_limit)
+    params = {'limit': page_size}
+    requests = 0
+    while True:
+        requests += 1
+        rows = page(layout, params)
+        if len(rows) < int(params.get('limit', default_limit)):
+            return requests
+        last = rows[-1][0]
+        if params == {'last_evaluated_project': last}:  # it fills the page
+            params = {'last_evaluated_project': last,
+                      'last_evaluated_table': NO_TABLE}
+        else:
+            params = {'last_evaluated_project': last}
 
 
 def assert_quirks(layout, get):
@@ -98,6 +123,7 @@ def assert_quirks(layout, get):
                 layout.active.get(project, ())), what
             continue
         rows = [(row['tenant'], row['name']) for row in body]
-        expected = page(layout, request.partition('?')[2])
+        expected = page(layout, dict(urlparse.parse_qsl(
+            request.partition('?')[2], keep_blank_values=True)))
         assert rows == expected, what
         assert not set(rows) & set(layout.unreadable), what

@@ -160,14 +160,7 @@ def _wait_for_line(api, text):
 def _wait_for_every_gauge(daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**DATASET),
                                      prefix)
-
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        return all(gauges.get(k) == v for k, v in expected.items()) and gauges
-    gauges = peers.wait_for(arrived, timeout=30,
-                            message='%d gauges in statsd' % len(expected))
-    assert {k: v for k, v in gauges.items()
-            if '.collector.' not in k} == expected
+    daemon.wait_for_gauges(prefix, expected, timeout=30)
 
 
 def _holds_now(api, path):

@@ -157,7 +157,8 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         (standby,) = [s for s in servers if s is not leader]
         assert _listing_pollers(leader) == {leader.process.pid}
         expected = mdb.expected_gauges(tables, prefix)
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
         assert not _listing_pollers(standby)
         # The lock's expiry stays within its timeout while held.
         ttls = []
@@ -179,7 +180,8 @@ def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
         assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
                             + peers.SCHEDULING_SLACK), takeover
         statsd_daemon.delete_gauges(prefix + '.')
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
         assert _listing_pollers(standby) == {standby.process.pid}
         for server in servers:
             assert 'Traceback' not in server.log
@@ -231,7 +233,8 @@ def test_the_coordination_backend_frozen_and_restarted_empty(
                            request_timeout=2)
             servers.append(magnetodb(tables, data=data, port=port,
                                      statsd=options))
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
         probes = [peers.RequestLoop(server.url + '/healthcheck')
                   for server in servers]
         offsets = [len(server.log) for server in servers]
@@ -371,7 +374,8 @@ def test_three_magnetodb_hosts_share_the_walk(
 
     try:
         servers = dict((name, host(name)) for name in ('mdb-a', 'mdb-b'))
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A host that joins takes a range from the next cycle on.
         joined = time.time()
@@ -401,47 +405,38 @@ def test_three_magnetodb_hosts_share_the_walk(
         # Once, plus at most one page of 1,000 rows per range edge.
         assert sum(rows.values()) <= len(tables) + 2 * 1000, rows
         statsd_daemon.delete_gauges(prefix + '.')
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A SIGKILL: its range is read again once its membership expires.
         planner = peers.shared_walk_planner(servers, timeout=60)
         victim = sorted(n for n in servers if n != planner)[0]
         servers.pop(victim).process.kill()
         killed = time.time()
-        back = _tables_back(statsd_daemon, prefix, expected, killed)
+        back = peers.ranges_back(statsd_daemon, prefix, expected, killed)
         print('range of a SIGKILLed host read again after %.1fs' % back)
         assert back <= (CLUSTER_LOCK_TIMEOUT + 2 * SHARE_INTERVAL
                         + peers.SCHEDULING_SLACK), back
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A clean stop (Ctrl-C): its range goes to the other host at once.
         planner = peers.shared_walk_planner(servers, timeout=60)
         leaving = [n for n in servers if n != planner][0]
         servers[leaving].process.send_signal(signal.SIGINT)
         stopped = time.time()
-        back = _tables_back(statsd_daemon, prefix, expected, stopped)
+        back = peers.ranges_back(statsd_daemon, prefix, expected, stopped)
         print('range of a host stopped cleanly read again after %.1fs'
               % back)
         # The cycle in flight and the next one miss its range; the one
         # after reads it (one host walks everything then).
         assert back <= 3 * SHARE_INTERVAL + peers.SCHEDULING_SLACK, back
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
         for server in servers.values():
             assert 'Traceback' not in server.log
     finally:
         redis.stop()
-
-
-def _tables_back(daemon, prefix, expected, event):
-    """Seconds from ``event`` until every table and project gauge, deleted
-    then, has arrived again."""
-    daemon.delete_gauges(prefix + '.')
-    ranges = dict((k, v) for k, v in expected.items()
-                  if '.totals.' not in k)
-    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
-                   >= ranges.keys(), timeout=120, interval=0.5,
-                   message='every table and project gauge again')
-    return time.time() - event
 
 
 def _statsd_options(daemon, prefix, port, host):
@@ -522,17 +517,8 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
     expected = mdb.expected_gauges(HEALTHY, prefix)
     assert len(expected) > 2 * len(HEALTHY)
 
-    def data_gauges():
-        return {name: value for name, value
-                in statsd_daemon.gauges(prefix + '.').items()
-                if '.collector.' not in name and '.health.' not in name}
-    peers.wait_for(lambda: statsd_daemon.gauges(prefix + '.totals.'),
-                   timeout=120, interval=0.5, message='a complete cycle')
-    # A burst of thousands of datagrams can overflow the daemon's socket
-    # buffer; every cycle sends them all again.
-    peers.wait_for(lambda: data_gauges().keys() >= expected.keys(),
-                   timeout=60, interval=1.0, message='every gauge')
-    assert data_gauges() == expected
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=180,
+                                  interval=1.0)
 
     health = '%s.health.%s.' % (prefix, host)
     assert statsd_daemon.gauges(health) == {
@@ -754,15 +740,6 @@ def _expected(tables, prefix, by_resource=(), failed=()):
     return gauges
 
 
-def _wait_for_gauges(daemon, prefix, expected):
-    """Every expected gauge has arrived (a burst may lose datagrams; each
-    cycle sends them all again); returns the data gauges then."""
-    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
-                   >= expected.keys(), timeout=120, interval=1.0,
-                   message='every gauge')
-    return mdb.data_gauges(daemon, prefix)
-
-
 def _failed_gauge(daemon, prefix):
     name = prefix + '.collector.projects_failed'
     return daemon.gauges(name).get(name)
@@ -851,8 +828,8 @@ def test_projects_too_large_to_page_through(magnetodb, magnetodb_env,
         "\nTypeError: object of type 'PagedResult' has no len()") == len(big)
 
     expected = _expected(tables, prefix, by_resource=big)
-    gauges = _wait_for_gauges(statsd_daemon, prefix, expected)
-    assert gauges == expected
+    gauges = statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                           interval=1.0)
     # What StatsD holds, against the data: such a project's resource
     # lists its ACTIVE tables only.
     for tenant in big:
@@ -910,11 +887,11 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         replica.walk()
         assert uris == replica.walk()
         if down:
-            assert mdb.data_gauges(statsd_daemon, prefix) == {}
+            assert statsd_daemon.data_gauges(prefix) == {}
         else:
             expected = _expected(rows, prefix, _by_resource(uris), failed)
-            assert _wait_for_gauges(statsd_daemon, prefix, expected) == \
-                expected
+            statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                          interval=1.0)
         assert _failed_gauge(statsd_daemon, prefix) == (
             None if down else len(failed))
         _report(case, rows, failed, [uris], healthy, lines, down)
@@ -1019,17 +996,9 @@ def test_tables_by_status_and_stuck_tables(magnetodb, statsd_daemon, prefix):
             mdb.write_data(server.data_path, _scenario_tables(tables))
         expected = scenario.expected(tables, prefix, step)
 
-        def arrived():
-            found = scenario.status_gauges(statsd_daemon.gauges(prefix + '.'))
-            return found if found == expected else None
-        timeout = STUCK_AFTER + 30 if step.when == 'past' else 30
-        try:
-            found = peers.wait_for(arrived, timeout=timeout, interval=0.2,
-                                   message=step.title)
-        except AssertionError:
-            assert scenario.status_gauges(statsd_daemon.gauges(
-                prefix + '.')) == expected, step.title
-            raise
+        found = statsd_daemon.wait_for_gauges(
+            prefix, expected, where=scenario.status_gauge, interval=0.2,
+            timeout=STUCK_AFTER + 30 if step.when == 'past' else 30)
         scenario.check(found, prefix, step)
         print('\n%s:' % step.title)
         for name in sorted(found):

@@ -363,16 +363,6 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     return start
 
 
-def _every_gauge(daemon, prefix, expected, timeout=60):
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        data = dict((k, v) for k, v in gauges.items()
-                    if '.collector.' not in k and '.health.' not in k)
-        return data if data == expected else None
-    return peers.wait_for(arrived, timeout=timeout, interval=0.5,
-                          message='every gauge, each right')
-
-
 def _walkers(request_log, since):
     """The pids that read the listing since ``since``."""
     return set(pid for _, pid in peers.polls(request_log, since))
@@ -382,13 +372,13 @@ def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
                                      prefix)
     started = hosts(['host-a', 'host-b', 'host-c'])
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
     since = time.time()
     peers.wait_for(lambda: len(_walkers(hosts.request_log, since)) == 3,
                    timeout=4 * INTERVAL + peers.SCHEDULING_SLACK,
                    message='three hosts walking')
     statsd_daemon.delete_gauges(prefix + '.')
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
     collector = prefix + '.collector.'
 
     def cluster_figures():
@@ -407,17 +397,8 @@ def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
 def _back_after(daemon, prefix, expected, event):
     """Seconds from ``event`` until every table and project gauge has
     arrived again (they were deleted at ``event``); then the totals."""
-    daemon.delete_gauges(prefix + '.')
-    ranges = dict((k, v) for k, v in expected.items()
-                  if '.totals.' not in k)
-
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        return all(gauges.get(k) == v for k, v in ranges.items())
-    peers.wait_for(arrived, timeout=60, interval=0.2,
-                   message='every table and project gauge again')
-    back = time.time() - event
-    _every_gauge(daemon, prefix, expected)
+    back = peers.ranges_back(daemon, prefix, expected, event)
+    daemon.wait_for_gauges(prefix, expected)
     return back
 
 
@@ -429,7 +410,7 @@ def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
                                      prefix)
     started = hosts(['host-a', 'host-b'], timeout)
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
 
     # A host that joins walks a range from the next cycle on.
     joined = time.time()

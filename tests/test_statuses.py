@@ -58,16 +58,9 @@ class Collector(object):
 
 def _wait_for(daemon, prefix, expected):
     """StatsD holds ``expected`` (the status gauges under ``prefix``)."""
-    def arrived():
-        found = scenario.status_gauges(daemon.gauges(prefix + '.'))
-        return found if found == expected else None
-    try:
-        return peers.wait_for(arrived, timeout=10,
-                              message='the status gauges')
-    except AssertionError:
-        assert scenario.status_gauges(daemon.gauges(prefix + '.')) == \
-            expected
-        raise
+    return daemon.wait_for_gauges(prefix, expected,
+                                  where=scenario.status_gauge, timeout=10,
+                                  interval=0.05)
 
 
 # Seconds the clock moves on before each step's cycle: just before

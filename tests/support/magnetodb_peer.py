@@ -314,12 +314,6 @@ _OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
                        r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
 
 
-def data_gauges(daemon, prefix):
-    """The table, project and total gauges under ``prefix``."""
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.collector.' not in name and '.health.' not in name}
-
-
 class MagnetoDBServer:
     """MagnetoDB 2015.1's own API server on its own etc/ files.
 

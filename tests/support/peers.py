@@ -341,6 +341,39 @@ class StatsdDaemon(object):
         for start in range(0, len(names), 200):
             self.command('delgauges ' + ' '.join(names[start:start + 200]))
 
+    def data_gauges(self, prefix):
+        """The table, project and total gauges under ``prefix``."""
+        return dict((name, value) for name, value
+                    in self.gauges(prefix + '.').items() if data_gauge(name))
+
+    def wait_for_gauges(self, prefix, expected, where=None, strict=False,
+                        timeout=60, interval=0.5):
+        """Wait until the gauges under ``prefix`` that ``where(name)``
+        selects (the table, project and total ones by default) are
+        ``expected``, no more, no fewer, and return them: a burst may
+        lose datagrams, and every cycle sends them all again. With
+        ``strict``, none may hold another value meanwhile."""
+        where = where or data_gauge
+
+        def selected():
+            return dict((name, value) for name, value
+                        in self.gauges(prefix + '.').items() if where(name))
+
+        def arrived():
+            found = selected()
+            if strict:
+                wrong = dict((k, v) for k, v in found.items()
+                             if expected.get(k) != v)
+                assert not wrong, wrong
+            return found if found == expected else None
+        try:
+            return wait_for(arrived, timeout=timeout, interval=interval,
+                            message='%d gauges under %s' % (len(expected),
+                                                            prefix))
+        except AssertionError:
+            assert selected() == expected  # shows what differs
+            raise
+
     def counters(self, prefix=''):
         return self._values('counters', prefix)
 
@@ -883,21 +916,34 @@ class RequestLoop(object):
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def every_gauge_back(daemon, prefix, expected, since):
-    """Seconds from ``since`` until every table, project and total gauge
-    under ``prefix`` holds its ``expected`` value again (they are deleted
-    first); none holds another value meanwhile."""
-    daemon.delete_gauges(prefix + '.')
+def data_gauge(name):
+    """Whether a gauge is a table, project or total one: not the
+    collector's own, nor a health gauge."""
+    return '.collector.' not in name and '.health.' not in name
 
-    def arrived():
-        gauges = dict((k, v) for k, v in daemon.gauges(prefix + '.').items()
-                      if '.collector.' not in k and '.health.' not in k)
-        wrong = dict((k, v) for k, v in gauges.items()
-                     if expected.get(k) != v)
-        assert not wrong, wrong
-        return gauges == expected
-    wait_for(arrived, timeout=60, interval=0.2,
-             message='every gauge again, each right')
+
+def range_gauge(name):
+    """Whether a gauge is a table or project one: what a host's range of
+    a shared walk sends (the totals may be withheld meanwhile)."""
+    return data_gauge(name) and '.totals.' not in name
+
+
+def ranges_back(daemon, prefix, expected, since):
+    """:func:`every_gauge_back` for the table and project gauges of
+    ``expected`` alone."""
+    ranges = dict((k, v) for k, v in expected.items() if range_gauge(k))
+    return every_gauge_back(daemon, prefix, ranges, since,
+                            where=range_gauge)
+
+
+def every_gauge_back(daemon, prefix, expected, since, where=None):
+    """Seconds from ``since`` until every gauge under ``prefix`` that
+    ``where`` selects (see :meth:`StatsdDaemon.wait_for_gauges`) holds its
+    ``expected`` value again (they are deleted first); none holds another
+    value meanwhile."""
+    daemon.delete_gauges(prefix + '.')
+    daemon.wait_for_gauges(prefix, expected, where=where, strict=True,
+                           interval=0.2)
     return time.time() - since
 
 

@@ -69,12 +69,17 @@ def steps():
         yield step, dict((p, list(rows)) for p, rows in tables.items())
 
 
+def status_gauge(name):
+    """Whether a gauge is a count by status or of stuck tables, dotted or
+    labeled."""
+    return ('.tables_by_status' in name or name.endswith('.stuck')
+            or ';status=' in name or '.stuck;' in name)
+
+
 def status_gauges(gauges):
-    """The counts by status and of stuck tables among ``gauges``, dotted
-    or labeled."""
+    """The counts by status and of stuck tables among ``gauges``."""
     return dict((name, value) for name, value in gauges.items()
-                if '.tables_by_status' in name or name.endswith('.stuck')
-                or ';status=' in name or '.stuck;' in name)
+                if status_gauge(name))
 
 
 def expected(tables, prefix, step):

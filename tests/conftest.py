@@ -130,3 +130,13 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = ('%s would be skipped: %s (the suite runs every '
                            'test; MAGNETODB_STATSD_ALLOW_SKIPS=1 allows '
                            'skips)' % (item.nodeid, reason))
+
+
+@pytest.fixture(params=['redis', 'memcached'])
+def backend(request, tmp_path):
+    """A real tooz coordination backend on loopback, each kind in turn: a
+    started peers.BackendServer (``scheme``, ``port``, ``url()``), killed
+    after the test (SIGKILL ends it also where a test froze it)."""
+    server = peers.BackendServer.of(request.param, str(tmp_path))
+    yield server
+    server.stop()

@@ -41,22 +41,11 @@ FAILED = 'coordination backend failed'
 RECOVERED = 'coordination backend recovered'
 
 
-@pytest.fixture(params=['redis', 'memcached'])
-def backend(request, tmp_path):
-    server = peers.BackendServer.of(request.param, str(tmp_path))
-    server.scheme = request.param
-    yield server
-    server.process.send_signal(signal.SIGCONT)
-    server.stop()
-
-
 def test_no_call_to_a_frozen_backend_blocks_past_request_timeout(backend):
     """The heart's calls too (tooz's own heart blocked for the whole
     freeze): the client's socket timeouts come from request_timeout."""
-    lock = coordination.ClusterLock(
-        '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
-                                          LOCK_TIMEOUT),
-        'frozen-test', REQUEST_TIMEOUT)
+    lock = coordination.ClusterLock(backend.url(LOCK_TIMEOUT), 'frozen-test',
+                                    REQUEST_TIMEOUT)
     assert lock.held(REQUEST_TIMEOUT)
     backend.process.send_signal(signal.SIGSTOP)
     try:
@@ -84,8 +73,7 @@ def test_no_call_to_a_frozen_backend_blocks_past_request_timeout(backend):
 @pytest.fixture(params=['one-emitter', 'share_walk'])
 def two_hosts(request, api_server, tmp_path, backend, statsd_daemon,
               prefix):
-    url = '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
-                                             LOCK_TIMEOUT)
+    url = backend.url(LOCK_TIMEOUT)
     share = request.param == 'share_walk'
     interval = SHARED_INTERVAL if share else INTERVAL
     started = {}

@@ -21,7 +21,6 @@ import time
 import urllib.parse
 
 import pytest
-import redis as redis_client
 
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
@@ -129,76 +128,60 @@ def _listing_pollers(server):
             if uri.startswith(mdb.MONITORING_PATH)}
 
 
-@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
 def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
-        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
+        magnetodb, statsd_daemon, prefix, backend):
     """Two MagnetoDB servers as two hosts (each its own port and host
     lock), one redis or memcached: MagnetoDB serves with coordination_url
     set, one server emits, and a SIGKILL of it hands the table metrics to
     the other within the lock timeout plus one interval."""
-    backend = peers.BackendServer.of(scheme, str(tmp_path))
-    try:
-        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
-                                                CLUSTER_LOCK_TIMEOUT)
-        tables = HEALTHY[:50]
-        servers = []
-        for host in ('mdb-a', 'mdb-b'):
-            port = peers.free_port()
-            options = _statsd_options(statsd_daemon, prefix, port, host)
-            options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
-            servers.append(magnetodb(tables, port=port, statsd=options))
-        for server in servers:  # MagnetoDB's own API serves
-            assert server.get_json('/v1/monitoring/projects/'
-                                   + tables[0].tenant)
-        emitting = peers.wait_for(
-            lambda: [s for s in servers if _listing_pollers(s)], timeout=60,
-            message='one server to read the listing')
-        (leader,) = emitting
-        (standby,) = [s for s in servers if s is not leader]
-        assert _listing_pollers(leader) == {leader.process.pid}
-        expected = mdb.expected_gauges(tables, prefix)
-        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
-                                      interval=1.0)
-        assert not _listing_pollers(standby)
-        # The lock's expiry stays within its timeout while held.
-        ttls = []
-        sampled = time.time()
-        while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
-            ttls.append(_cluster_lock_ttl(backend, prefix))
-            time.sleep(0.1)
-        print('lock TTL inside MagnetoDB (%s): %.2f-%.2fs (timeout %ds)'
-              % (scheme, min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
-        assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
+    url = backend.url(CLUSTER_LOCK_TIMEOUT)
+    tables = HEALTHY[:50]
+    servers = []
+    for host in ('mdb-a', 'mdb-b'):
+        port = peers.free_port()
+        options = _statsd_options(statsd_daemon, prefix, port, host)
+        options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
+        servers.append(magnetodb(tables, port=port, statsd=options))
+    for server in servers:  # MagnetoDB's own API serves
+        assert server.get_json('/v1/monitoring/projects/'
+                               + tables[0].tenant)
+    emitting = peers.wait_for(
+        lambda: [s for s in servers if _listing_pollers(s)], timeout=60,
+        message='one server to read the listing')
+    (leader,) = emitting
+    (standby,) = [s for s in servers if s is not leader]
+    assert _listing_pollers(leader) == {leader.process.pid}
+    expected = mdb.expected_gauges(tables, prefix)
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    assert not _listing_pollers(standby)
+    # The lock's expiry stays within its timeout while held.
+    ttls = []
+    sampled = time.time()
+    while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
+        ttls.append(backend.lock_ttl('magnetodb-statsd-' + prefix))
+        time.sleep(0.1)
+    print('lock TTL inside MagnetoDB (%s): %.2f-%.2fs (timeout %ds)'
+          % (backend.scheme, min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
+    assert None not in ttls, ttls
+    assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
 
-        leader.process.kill()  # SIGKILL
-        killed = time.time()
-        peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
-                       message='the standby to read the listing')
-        takeover = time.time() - killed
-        print('takeover after SIGKILL inside MagnetoDB (%s): %.2fs'
-              % (scheme, takeover))
-        assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
-                            + peers.SCHEDULING_SLACK), takeover
-        statsd_daemon.delete_gauges(prefix + '.')
-        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
-                                      interval=1.0)
-        assert _listing_pollers(standby) == {standby.process.pid}
-        for server in servers:
-            assert 'Traceback' not in server.log
-            assert 'coordination backend failed' not in server.log
-    finally:
-        backend.stop()
-
-
-def _cluster_lock_ttl(backend, prefix):
-    """The seconds the cluster lock has left (memcached counts whole
-    ones)."""
-    if isinstance(backend, peers.MemcachedServer):  # tooz's key
-        return backend.ttl(b'__TOOZ_LOCK_magnetodb-statsd-'
-                           + prefix.encode('ascii'))
-    client = redis_client.StrictRedis(port=backend.port)
-    (key,) = client.keys('*magnetodb*lock*')
-    return client.pttl(key) / 1000.0
+    leader.process.kill()  # SIGKILL
+    killed = time.time()
+    peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
+                   message='the standby to read the listing')
+    takeover = time.time() - killed
+    print('takeover after SIGKILL inside MagnetoDB (%s): %.2fs'
+          % (backend.scheme, takeover))
+    assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
+                        + peers.SCHEDULING_SLACK), takeover
+    statsd_daemon.delete_gauges(prefix + '.')
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    assert _listing_pollers(standby) == {standby.process.pid}
+    for server in servers:
+        assert 'Traceback' not in server.log
+        assert 'coordination backend failed' not in server.log
 
 
 OUTAGE_LOCK_TIMEOUT = 4
@@ -208,88 +191,81 @@ FROZEN = OUTAGE_LOCK_TIMEOUT + 3
 _ANY_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|CRITICAL|INFO) (\S+) ')
 
 
-@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
 def test_the_coordination_backend_frozen_and_restarted_empty(
-        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
+        magnetodb, statsd_daemon, prefix, tmp_path, backend):
     """Two MagnetoDB 2015.1 servers sharing the walk through tooz's Kilo
     line, the backend frozen (SIGSTOP, as behind a partition) then
     restarted empty: each server logs each outage once at ERROR and its
     end once at INFO, nothing else at WARNING or above from any logger
     (tooz's included), no traceback; every gauge is back within the lock
     timeout plus two intervals of the backend; the API never notices."""
-    backend = peers.BackendServer.of(scheme, str(tmp_path))
+    url = backend.url(OUTAGE_LOCK_TIMEOUT)
+    tables = HEALTHY[:50]
+    data = str(tmp_path / 'shared.json')
+    mdb.write_data(data, tables)
+    expected = mdb.expected_gauges(tables, prefix)
+    servers = []
+    for host in ('mdb-a', 'mdb-b'):
+        port = peers.free_port()
+        options = _statsd_options(statsd_daemon, prefix, port, host)
+        options.update(coordination_url=url, share_walk='true',
+                       request_timeout=2)
+        servers.append(magnetodb(tables, data=data, port=port,
+                                 statsd=options))
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    probes = [peers.RequestLoop(server.url + '/healthcheck')
+              for server in servers]
+    offsets = [len(server.log) for server in servers]
+    recoveries = {}
     try:
-        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
-                                                OUTAGE_LOCK_TIMEOUT)
-        tables = HEALTHY[:50]
-        data = str(tmp_path / 'shared.json')
-        mdb.write_data(data, tables)
-        expected = mdb.expected_gauges(tables, prefix)
-        servers = []
-        for host in ('mdb-a', 'mdb-b'):
-            port = peers.free_port()
-            options = _statsd_options(statsd_daemon, prefix, port, host)
-            options.update(coordination_url=url, share_walk='true',
-                           request_timeout=2)
-            servers.append(magnetodb(tables, data=data, port=port,
-                                     statsd=options))
-        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
-                                      interval=1.0)
-        probes = [peers.RequestLoop(server.url + '/healthcheck')
-                  for server in servers]
-        offsets = [len(server.log) for server in servers]
-        recoveries = {}
-        try:
-            backend.process.send_signal(signal.SIGSTOP)
-            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 1),
-                           timeout=30, message='the freeze logged')
-            frozen_until = time.time() + FROZEN
-            while time.time() < frozen_until:
-                assert not _all_say(servers, offsets, 'INFO', 1, any)
-                time.sleep(0.2)
-            backend.process.send_signal(signal.SIGCONT)
-            recoveries['frozen'] = peers.every_gauge_back(
-                statsd_daemon, prefix, expected, time.time())
-            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
-                           timeout=30, message='the recovery logged')
+        backend.process.send_signal(signal.SIGSTOP)
+        peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 1),
+                       timeout=30, message='the freeze logged')
+        frozen_until = time.time() + FROZEN
+        while time.time() < frozen_until:
+            assert not _all_say(servers, offsets, 'INFO', 1, any)
+            time.sleep(0.2)
+        backend.process.send_signal(signal.SIGCONT)
+        recoveries['frozen'] = peers.every_gauge_back(
+            statsd_daemon, prefix, expected, time.time())
+        peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
+                       timeout=30, message='the recovery logged')
 
-            backend.stop()
-            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
-                           timeout=30, message='the restart logged')
-            backend.start()
-            recoveries['restarted empty'] = peers.every_gauge_back(
-                statsd_daemon, prefix, expected, time.time())
-            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
-                           timeout=30, message='the recovery logged')
-        finally:
-            backend.process.send_signal(signal.SIGCONT)
-            for probe in probes:
-                probe.stop()
-        for server, offset in zip(servers, offsets):
-            print('\n'.join(line for line in server.log[offset:].splitlines()
-                            if _ANY_LINE.match(line)))
-        for what, seconds in sorted(recoveries.items()):
-            print('%s (%s): every gauge back %.1fs after the backend'
-                  % (what, scheme, seconds))
-            assert seconds <= (OUTAGE_LOCK_TIMEOUT + 2 * 2
-                               + peers.SCHEDULING_SLACK), (what, seconds)
-        for probe in probes:
-            print('/healthcheck meanwhile: %d requests, max %.3fs'
-                  % (len(probe.durations), max(probe.durations)))
-            assert probe.durations and not probe.failures, probe.failures
-            assert max(probe.durations) < peers.SCHEDULING_SLACK
-        for server, offset in zip(servers, offsets):
-            said = _outage_lines(server, offset)
-            assert 'Traceback' not in server.log[offset:]
-            assert [level for level, _, _ in said
-                    if level != 'INFO'] == ['ERROR', 'ERROR'], said
-            assert all('coordination backend failed' in line
-                       for level, _, line in said if level == 'ERROR')
-            assert sum('coordination backend recovered' in line
-                       for _, _, line in said) == 2, said
+        backend.stop()
+        peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
+                       timeout=30, message='the restart logged')
+        backend.start()
+        recoveries['restarted empty'] = peers.every_gauge_back(
+            statsd_daemon, prefix, expected, time.time())
+        peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
+                       timeout=30, message='the recovery logged')
     finally:
         backend.process.send_signal(signal.SIGCONT)
-        backend.stop()
+        for probe in probes:
+            probe.stop()
+    for server, offset in zip(servers, offsets):
+        print('\n'.join(line for line in server.log[offset:].splitlines()
+                        if _ANY_LINE.match(line)))
+    for what, seconds in sorted(recoveries.items()):
+        print('%s (%s): every gauge back %.1fs after the backend'
+              % (what, backend.scheme, seconds))
+        assert seconds <= (OUTAGE_LOCK_TIMEOUT + 2 * 2
+                           + peers.SCHEDULING_SLACK), (what, seconds)
+    for probe in probes:
+        print('/healthcheck meanwhile: %d requests, max %.3fs'
+              % (len(probe.durations), max(probe.durations)))
+        assert probe.durations and not probe.failures, probe.failures
+        assert max(probe.durations) < peers.SCHEDULING_SLACK
+    for server, offset in zip(servers, offsets):
+        said = _outage_lines(server, offset)
+        assert 'Traceback' not in server.log[offset:]
+        assert [level for level, _, _ in said
+                if level != 'INFO'] == ['ERROR', 'ERROR'], said
+        assert all('coordination backend failed' in line
+                   for level, _, line in said if level == 'ERROR')
+        assert sum('coordination backend recovered' in line
+                   for _, _, line in said) == 2, said
 
 
 def _outage_lines(server, offset):

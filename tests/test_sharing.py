@@ -326,14 +326,6 @@ INTERVAL = 3  # a plan is waited for 1.5 s: room for a loaded machine
 LOCK_TIMEOUT = 2
 
 
-@pytest.fixture(params=['redis', 'memcached'])
-def backend(request, tmp_path):
-    """A real tooz backend server: ``(scheme, port)``."""
-    server = peers.BackendServer.of(request.param, str(tmp_path))
-    yield request.param, server.port
-    server.stop()
-
-
 @pytest.fixture
 def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     """``hosts(names)`` -> {name: APIServer}, each its own host, all
@@ -342,7 +334,7 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     request_log = str(tmp_path / 'requests.log')
 
     def start(names, timeout=LOCK_TIMEOUT):
-        url = '%s://127.0.0.1:%d?timeout=%d' % (backend + (timeout,))
+        url = backend.url(timeout)
         started = {}
         for name in names:
             conf = peers.statsd_section(

@@ -975,6 +975,22 @@ class BackendServer(object):
         return {'redis': RedisServer,
                 'memcached': MemcachedServer}[scheme](workdir)
 
+    def url(self, timeout):
+        """The tooz ``coordination_url`` of this server, with the lock
+        ``timeout`` in seconds."""
+        return '%s://127.0.0.1:%d?timeout=%d' % (self.scheme, self.port,
+                                                 timeout)
+
+    def lock_ttl(self, name):
+        """The seconds tooz's lock ``name`` has left (memcached counts
+        whole ones), None when it is free."""
+        raise NotImplementedError
+
+    def evict(self, name):
+        """Take tooz's lock ``name`` from whoever holds it, as a memcached
+        that evicted it or a stall past its timeout would."""
+        raise NotImplementedError
+
     def stop(self):
         self.process.kill()
         self.process.wait()
@@ -992,6 +1008,7 @@ class BackendServer(object):
 class RedisServer(BackendServer):
     """A real redis-server on loopback, for the tooz coordination tests."""
 
+    scheme = 'redis'
     FLUSH = (b'FLUSHALL', b'+OK')  # command, answer
 
     def start(self):
@@ -1011,12 +1028,31 @@ class RedisServer(BackendServer):
         except compat.OS_ERRORS:
             return False
 
+    def _lock_key(self, name):
+        """``(client, key)`` of tooz's lock ``name`` (``<namespace>_<name>
+        _lock``, in every tooz line); key None when it is free."""
+        import redis
+        client = redis.StrictRedis(port=self.port)
+        keys = client.keys('*_%s_lock' % name)
+        assert len(keys) <= 1, keys
+        return client, keys[0] if keys else None
+
+    def lock_ttl(self, name):
+        client, key = self._lock_key(name)
+        ttl = client.pttl(key) if key is not None else -1
+        return ttl / 1000.0 if ttl >= 0 else None
+
+    def evict(self, name):
+        client, key = self._lock_key(name)
+        client.delete(key)
+
 
 class MemcachedServer(BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""
 
+    scheme = 'memcached'
     FLUSH = (b'flush_all', b'OK')  # command, answer
 
     def start(self):
@@ -1042,6 +1078,16 @@ class MemcachedServer(BackendServer):
         except compat.OS_ERRORS:
             assert self.process.poll() is None, 'memcached exited'
             return False
+
+    @staticmethod
+    def _lock_key(name):
+        return b'__TOOZ_LOCK_' + name.encode('ascii')  # tooz's name
+
+    def lock_ttl(self, name):
+        return self.ttl(self._lock_key(name))
+
+    def evict(self, name):
+        self.command(b'delete ' + self._lock_key(name))
 
     def ttl(self, key):
         """The seconds ``key`` has left (memcached counts whole ones),

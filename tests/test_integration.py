@@ -15,12 +15,10 @@ TABLES = 40 * 60 + 1200
 
 
 def _conf(daemon, prefix, tmp_path, **extra):
-    options = dict(enabled='true', statsd_port=daemon.port,
-                   metric_prefix=prefix, interval=2, initial_delay=0.5,
-                   monitoring_url='$api',
-                   lock_path=tmp_path / 'statsd.lock')
-    options.update(extra)
-    return peers.statsd_section(**options)
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(interval=2, initial_delay=0.5,
+                                  lock_path=tmp_path / 'statsd.lock'),
+        **extra))
 
 
 @pytest.mark.parametrize('server', ['eventlet', 'gthread'])

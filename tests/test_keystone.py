@@ -34,13 +34,11 @@ PLUGIN_KEY = 'auth_plugin' if compat.PY2 else 'auth_type'
 
 
 def _conf(daemon, prefix, tmp_path, **options):
-    values = dict(enabled='true', statsd_port=daemon.port,
-                  metric_prefix=prefix, interval=1, monitoring_url='$api',
-                  healthcheck_url='$health', host_name='h',
-                  request_timeout=REQUEST_TIMEOUT,
-                  lock_path=tmp_path / 'statsd.lock')
-    values.update(options)
-    return peers.statsd_section(**values)
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(healthcheck_url='$health', host_name='h',
+                                  request_timeout=REQUEST_TIMEOUT,
+                                  lock_path=tmp_path / 'statsd.lock'),
+        **options))
 
 
 def _behind_tokenauth(api_server, keystone_server, conf):

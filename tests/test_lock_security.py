@@ -107,9 +107,8 @@ def _uid_of(pid):
 
 
 def _conf(daemon, prefix, **extra):
-    return peers.statsd_section(
-        enabled='true', statsd_port=daemon.port, metric_prefix=prefix,
-        interval=INTERVAL, monitoring_url='$api', **extra)
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(interval=INTERVAL), **extra))
 
 
 def _user(user):

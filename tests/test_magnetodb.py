@@ -417,11 +417,10 @@ def test_three_magnetodb_hosts_share_the_walk(
 
 def _statsd_options(daemon, prefix, port, host):
     url = 'http://127.0.0.1:%d' % port
-    return dict(enabled='true', statsd_port=daemon.port,
-                metric_prefix=prefix, interval=2,
-                monitoring_url=url + '/v1/monitoring/projects',
-                healthcheck_url=url + '/healthcheck?fullcheck=true',
-                host_name=host)
+    return peers.statsd_options(
+        daemon.port, prefix, interval=2,
+        monitoring_url=url + '/v1/monitoring/projects',
+        healthcheck_url=url + '/healthcheck?fullcheck=true', host_name=host)
 
 
 def _assert_only_the_operator_edits(server, magnetodb_env):

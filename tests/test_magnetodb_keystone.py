@@ -62,11 +62,10 @@ def hardened(magnetodb_env, keystone_server, tmp_path):
 
 
 def _statsd(daemon, prefix, **options):
-    values = dict(enabled='true', statsd_port=daemon.port,
-                  metric_prefix=prefix, interval=1, host_name='mdb',
-                  request_timeout=keystone_peer.REQUEST_TIMEOUT)
-    values.update(options)
-    return values
+    return peers.statsd_options(
+        daemon.port, prefix,
+        dict(host_name='mdb', request_timeout=keystone_peer.REQUEST_TIMEOUT),
+        **options)
 
 
 def _every_gauge(server, daemon, prefix):

@@ -393,8 +393,23 @@ class StatsdDaemon(object):
         self.log.close()
 
 
+def statsd_options(port, prefix, defaults=(), **options):
+    """A collector's ``[statsd]`` options, the one builder of the tests:
+    on, sending to StatsD on loopback ``port`` under ``prefix``, reading
+    ``$api`` (an APIServer's own monitoring API) every second; then a
+    test module's ``defaults`` (a dict), then ``options``, each adding to
+    or changing what comes before."""
+    values = collections.OrderedDict([
+        ('enabled', 'true'), ('statsd_port', port), ('metric_prefix', prefix),
+        ('interval', 1), ('monitoring_url', '$api')])
+    values.update(defaults)
+    values.update(options)
+    return values
+
+
 def statsd_section(**options):
-    """A ``[statsd]`` section of an oslo.config file, in the given order."""
+    """A ``[statsd]`` section of an oslo.config file, in the given order
+    (see :func:`statsd_options`)."""
     return '[statsd]\n' + ''.join('%s = %s\n' % item
                                    for item in options.items())
 

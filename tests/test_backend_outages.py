@@ -101,8 +101,9 @@ def _recovery_bound(interval):
 
 
 def _lines(api, *levels):
-    return [line for line in api.log.splitlines()
-            if any(' %s ' % level in line for level in levels)]
+    """The lines logged at ``levels``, by any logger."""
+    return ['%s %s: %s' % line[1:] for line in peers.log_lines(api.log)
+            if line.level in levels]
 
 
 def _says(hosts, text, count):

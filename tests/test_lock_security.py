@@ -130,15 +130,10 @@ def _default_lock(shared, user, url):
 def _log_lines(api):
     """``(pid, level, message)`` of the collector's lines in the log, but
     its start line and its DEBUG."""
-    found = []
-    for line in api.log.splitlines():
-        parts = line.split(' ', 3)
-        if (len(parts) == 4 and parts[0].isdigit()
-                and parts[2].startswith('magnetodb_statsd_middleware')
-                and parts[1] != 'DEBUG'
-                and 'collector starting' not in parts[3]):
-            found.append((int(parts[0]), parts[1], parts[3]))
-    return found
+    return [(line.pid, line.level, line.message)
+            for line in peers.log_lines(api.log, ours=True)
+            if line.level != 'DEBUG'
+            and 'collector starting' not in line.message]
 
 
 def _messages(api):

@@ -188,7 +188,6 @@ OUTAGE_LOCK_TIMEOUT = 4
 # Longer than the lock timeout and the request timeout: every call fails,
 # every lock and membership expires meanwhile.
 FROZEN = OUTAGE_LOCK_TIMEOUT + 3
-_ANY_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|CRITICAL|INFO) (\S+) ')
 
 
 def test_the_coordination_backend_frozen_and_restarted_empty(
@@ -245,8 +244,8 @@ def test_the_coordination_backend_frozen_and_restarted_empty(
         for probe in probes:
             probe.stop()
     for server, offset in zip(servers, offsets):
-        print('\n'.join(line for line in server.log[offset:].splitlines()
-                        if _ANY_LINE.match(line)))
+        print('\n'.join('%s %s %s' % line[1:]
+                        for line in _outage_lines(server, offset)))
     for what, seconds in sorted(recoveries.items()):
         print('%s (%s): every gauge back %.1fs after the backend'
               % (what, backend.scheme, seconds))
@@ -260,30 +259,27 @@ def test_the_coordination_backend_frozen_and_restarted_empty(
     for server, offset in zip(servers, offsets):
         said = _outage_lines(server, offset)
         assert 'Traceback' not in server.log[offset:]
-        assert [level for level, _, _ in said
-                if level != 'INFO'] == ['ERROR', 'ERROR'], said
-        assert all('coordination backend failed' in line
-                   for level, _, line in said if level == 'ERROR')
-        assert sum('coordination backend recovered' in line
-                   for _, _, line in said) == 2, said
+        assert [line.level for line in said
+                if line.level != 'INFO'] == ['ERROR', 'ERROR'], said
+        assert all('coordination backend failed' in line.message
+                   for line in said if line.level == 'ERROR')
+        assert sum('coordination backend recovered' in line.message
+                   for line in said) == 2, said
 
 
 def _outage_lines(server, offset):
-    """``[(level, logger, line)]`` of every logger, logged since
-    ``offset``, INFO lines of this package about the outage only."""
-    found = []
-    for line in server.log[offset:].splitlines():
-        match = _ANY_LINE.match(line)
-        if match and (match.group(1) != 'INFO'
-                      or 'coordination backend' in line):
-            found.append((match.group(1), match.group(2), line))
-    return found
+    """peers.LogLine of every logger, logged since ``offset`` above DEBUG,
+    the INFO lines of this package about the outage only."""
+    return [line for line in peers.log_lines(server.log[offset:])
+            if line.level != 'DEBUG' and (line.level != 'INFO' or
+                                          'coordination backend'
+                                          in line.message)]
 
 
 def _all_say(servers, offsets, level, count, every=all):
     """Whether every server (or any) logged ``count`` outage lines at
     ``level`` since its offset."""
-    return every(sum(said == level for said, _, _ in
+    return every(sum(line.level == level for line in
                      _outage_lines(server, offset)) >= count
                  for server, offset in zip(servers, offsets))
 

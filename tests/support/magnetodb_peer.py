@@ -309,11 +309,6 @@ TimedRequest = collections.namedtuple(
 _TIMES_LINE = re.compile(r'^(\d+) (\S+) (\S+) (\S+) (\d+) (\S+) "(.*)"$')
 
 
-# A line of this package's, in the format MagnetoDB's oslo logging writes.
-_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
-                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
-
-
 class MagnetoDBServer:
     """MagnetoDB 2015.1's own API server on its own etc/ files.
 
@@ -404,8 +399,9 @@ class MagnetoDBServer:
 
     def our_lines(self):
         """``[(level, message)]`` the collector logged above DEBUG."""
-        found = (_OUR_LINE.match(line) for line in self.log.splitlines())
-        return [m.groups() for m in found if m]
+        return [(line.level, line.message)
+                for line in peers.log_lines(self.log, ours=True)
+                if line.level != 'DEBUG']
 
     def get(self, path, timeout=60):
         """``(status, body)`` of a GET; an HTTP error status is returned."""

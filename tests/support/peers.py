@@ -847,6 +847,35 @@ class APIServer(object):
         self._log.close()
 
 
+LogLine = collections.namedtuple('LogLine', 'pid level logger message')
+# A logged line of the tests' servers, in the stand-in API servers' format
+# (apps.LOG_FORMAT, which UWSGI_LOGGING repeats) or in MagnetoDB's
+# oslo.log one (date, time, pid, level, logger, request context).
+_LOG_LINE = re.compile(
+    r'^(?:\S+ \S+ (\d+) ([A-Z]+) (\S+) \[[^\]]*\] |(\d+) ([A-Z]+) (\S+): )'
+    r'(.*)$')
+_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+PACKAGE_LOGGER = 'magnetodb_statsd_middleware'
+
+
+def log_lines(text, ours=False):
+    """The one log reader of the tests: ``[LogLine]`` of what a server
+    logged in ``text`` (tracebacks and other output are passed over);
+    with ``ours``, this package's lines only."""
+    found = []
+    for line in text.splitlines():
+        match = _LOG_LINE.match(line)
+        if not match:
+            continue
+        pid, level, logger = (match.group(1, 2, 3) if match.group(1)
+                              else match.group(4, 5, 6))
+        if level not in _LEVELS or (ours and logger.split('.')[0]
+                                    != PACKAGE_LOGGER):
+            continue
+        found.append(LogLine(int(pid), level, logger, match.group(7)))
+    return found
+
+
 _POLLER = re.compile(r'^([0-9.]+) magnetodb-statsd-middleware \(pid (\d+)\)')
 
 

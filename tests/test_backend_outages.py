@@ -80,14 +80,13 @@ def two_hosts(request, api_server, tmp_path, backend, statsd_daemon,
     # Three hosts share the walk: ranges move among more than two.
     names = ['host-a', 'host-b', 'host-c'][:3 if share else 2]
     for name in names:
-        conf = peers.statsd_section(
-            enabled='true', statsd_port=statsd_daemon.port,
-            metric_prefix=prefix, interval=interval, initial_delay=0,
-            monitoring_url='$api', healthcheck_url='$health',
+        conf = peers.statsd_section(**peers.statsd_options(
+            statsd_daemon.port, prefix, interval=interval, initial_delay=0,
+            healthcheck_url='$health',
             lock_path=tmp_path / ('%s.lock' % name),
             coordination_url=url, host_name=name,
             share_walk=str(share).lower(),
-            request_timeout=REQUEST_TIMEOUT)
+            request_timeout=REQUEST_TIMEOUT))
         started[name] = api_server(conf, port=peers.free_port(),
                                    fixture_options=FIXTURE_OPTIONS)
     for api in started.values():

@@ -337,13 +337,12 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
         url = backend.url(timeout)
         started = {}
         for name in names:
-            conf = peers.statsd_section(
-                enabled='true', statsd_port=statsd_daemon.port,
-                metric_prefix=prefix, interval=INTERVAL, initial_delay=0,
-                monitoring_url='$api', healthcheck_url='$health',
+            conf = peers.statsd_section(**peers.statsd_options(
+                statsd_daemon.port, prefix, interval=INTERVAL,
+                initial_delay=0, healthcheck_url='$health',
                 lock_path=tmp_path / ('%s.lock' % name),
                 coordination_url=url, share_walk='true', host_name=name,
-                request_timeout=2)
+                request_timeout=2))
             started[name] = api_server(
                 conf, port=peers.free_port(),
                 fixture_options=FIXTURE_OPTIONS + '\nrequest_log = '

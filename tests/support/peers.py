@@ -519,6 +519,16 @@ def _digest(raw):
     return '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
 
 
+def _cut(raw, now, excess, label=False):
+    """A name part (or label value) ``now``, made safe from ``raw``, cut
+    by ``excess`` characters to what fits, at least 1, with ``raw``'s
+    digest; as it is when it has 10 characters or fewer."""
+    if len(now) <= 10:
+        return now
+    keep = max(1, len(now) - excess - 9)
+    return _replaced(raw, label)[:keep] + _digest(raw)
+
+
 def expected_label(raw, lower):
     """doc/source/metrics.rst, "Labeled metrics": a label value made
     safe."""
@@ -555,11 +565,7 @@ def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
         excess = len(prefix + '.' + dotted % tuple(parts)) - max_length
         if excess <= 0:
             break
-        if len(parts[index]) <= 10:
-            continue
-        keep = max(1, len(parts[index]) - excess - 9)
-        raw = raw_parts[index]
-        parts[index] = _replaced(raw)[:keep] + _digest(raw)
+        parts[index] = _cut(raw_parts[index], parts[index], excess)
     return prefix + '.' + dotted % tuple(parts)
 
 
@@ -607,11 +613,7 @@ def expected_labels(mode, name, raw_labels, user_labels=(),
         excess = len(labeled_name(mode, name, labels())) - max_length
         if excess <= 0:
             break
-        if len(safe[key]) <= 10:
-            continue
-        keep = max(1, len(safe[key]) - excess - 9)
-        raw = raw_labels[key]
-        safe[key] = _replaced(raw, label=True)[:keep] + _digest(raw)
+        safe[key] = _cut(raw_labels[key], safe[key], excess, label=True)
     return labels()
 
 

@@ -10,9 +10,11 @@ are the in-memory fakes of ``tests/magnetodb/``, installed in each
 MagnetoDB process by its ``sitecustomize`` and fed by a JSON data file
 written here.
 
-What the gauges must be is computed here from the data, independently of
-the package: MagnetoDB's own arithmetic (sum over the nodes, divided by the
-replication factor, rounded as Python 2 rounds) and the documented names.
+What the gauges must be is computed from the data, independently of the
+package: MagnetoDB's own arithmetic here (sum over the nodes, divided by
+the replication factor, rounded as Python 2 rounds), fed to the one
+expected-gauge calculator of the tests (peers.expected_gauges, with the
+documented names).
 """
 
 import collections

@@ -195,3 +195,13 @@ def no_thread_dies(request):
     if _deaths and 'thread_deaths' not in request.fixturenames:
         pytest.fail('a thread of the test died:\n' + '\n'.join(_deaths),
                     pytrace=False)
+
+
+@pytest.fixture(params=['redis', 'memcached'])
+def backend(request, tmp_path):
+    """A real tooz coordination backend on loopback, each kind in turn: a
+    started peers.BackendServer (``scheme``, ``port``, ``url()``), killed
+    after the test (SIGKILL ends it also where a test froze it)."""
+    server = peers.BackendServer.of(request.param, str(tmp_path))
+    yield server
+    server.stop()

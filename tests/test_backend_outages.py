@@ -41,22 +41,11 @@ FAILED = 'coordination backend failed'
 RECOVERED = 'coordination backend recovered'
 
 
-@pytest.fixture(params=['redis', 'memcached'])
-def backend(request, tmp_path):
-    server = peers.BackendServer.of(request.param, str(tmp_path))
-    server.scheme = request.param
-    yield server
-    server.process.send_signal(signal.SIGCONT)
-    server.stop()
-
-
 def test_no_call_to_a_frozen_backend_blocks_past_request_timeout(backend):
     """The heart's calls too (tooz's own heart blocked for the whole
     freeze): the client's socket timeouts come from request_timeout."""
-    lock = coordination.ClusterLock(
-        '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
-                                          LOCK_TIMEOUT),
-        'frozen-test', REQUEST_TIMEOUT)
+    lock = coordination.ClusterLock(backend.url(LOCK_TIMEOUT), 'frozen-test',
+                                    REQUEST_TIMEOUT)
     assert lock.held(REQUEST_TIMEOUT)
     backend.process.send_signal(signal.SIGSTOP)
     try:
@@ -84,22 +73,20 @@ def test_no_call_to_a_frozen_backend_blocks_past_request_timeout(backend):
 @pytest.fixture(params=['one-emitter', 'share_walk'])
 def two_hosts(request, api_server, tmp_path, backend, statsd_daemon,
               prefix):
-    url = '%s://127.0.0.1:%d?timeout=%d' % (backend.scheme, backend.port,
-                                             LOCK_TIMEOUT)
+    url = backend.url(LOCK_TIMEOUT)
     share = request.param == 'share_walk'
     interval = SHARED_INTERVAL if share else INTERVAL
     started = {}
     # Three hosts share the walk: ranges move among more than two.
     names = ['host-a', 'host-b', 'host-c'][:3 if share else 2]
     for name in names:
-        conf = peers.statsd_section(
-            enabled='true', statsd_port=statsd_daemon.port,
-            metric_prefix=prefix, interval=interval, initial_delay=0,
-            monitoring_url='$api', healthcheck_url='$health',
+        conf = peers.statsd_section(**peers.statsd_options(
+            statsd_daemon.port, prefix, interval=interval, initial_delay=0,
+            healthcheck_url='$health',
             lock_path=tmp_path / ('%s.lock' % name),
             coordination_url=url, host_name=name,
             share_walk=str(share).lower(),
-            request_timeout=REQUEST_TIMEOUT)
+            request_timeout=REQUEST_TIMEOUT))
         started[name] = api_server(conf, port=peers.free_port(),
                                    fixture_options=FIXTURE_OPTIONS)
     for api in started.values():
@@ -113,8 +100,9 @@ def _recovery_bound(interval):
 
 
 def _lines(api, *levels):
-    return [line for line in api.log.splitlines()
-            if any(' %s ' % level in line for level in levels)]
+    """The lines logged at ``levels``, by any logger."""
+    return ['%s %s: %s' % line[1:] for line in peers.log_lines(api.log)
+            if line.level in levels]
 
 
 def _says(hosts, text, count):

@@ -19,53 +19,6 @@ INTERVAL = 1
 LOCK_TIMEOUT = 2
 
 
-class Backend(object):
-    """A real tooz backend server, and what a test reads in it."""
-
-    def __init__(self, scheme, workdir):
-        self.scheme = scheme
-        self.server = peers.BackendServer.of(scheme, workdir)
-        if scheme == 'redis':
-            import redis as redis_client
-            self._redis = redis_client.StrictRedis(port=self.server.port)
-
-    def url(self, timeout=LOCK_TIMEOUT):
-        return '%s://127.0.0.1:%d?timeout=%d' % (self.scheme,
-                                                 self.server.port, timeout)
-
-    def _lock_key(self, name):
-        if self.scheme == 'memcached':
-            return b'__TOOZ_LOCK_' + name.encode('ascii')  # tooz's name
-        keys = self._redis.keys('*%s*' % name)
-        return keys[0] if keys else None
-
-    def lock_ttl(self, name):
-        """The seconds lock ``name`` has left, None when it is free."""
-        key = self._lock_key(name)
-        if key is None:
-            return None
-        if self.scheme == 'memcached':
-            return self.server.ttl(key)
-        ttl = self._redis.pttl(key)
-        return ttl / 1000.0 if ttl >= 0 else None
-
-    def evict(self, name):
-        """Take lock ``name`` from whoever holds it, as a memcached that
-        evicted it or a stall past its timeout would."""
-        key = self._lock_key(name)
-        if self.scheme == 'memcached':
-            self.server.command(b'delete ' + key)
-        else:
-            self._redis.delete(key)
-
-
-@pytest.fixture(params=['redis', 'memcached'])
-def backend(request, tmp_path):
-    backend = Backend(request.param, str(tmp_path))
-    yield backend
-    backend.server.stop()
-
-
 def _host(api_server, tmp_path, daemon, prefix, name, request_log, url):
     """One 'host': an eventlet API server with its own host lock."""
     conf = peers.statsd_section(
@@ -107,7 +60,7 @@ def _leader(request_log):
 
 def test_one_emitter_in_the_cluster_and_health_from_every_host(
         cluster, backend, statsd_daemon, prefix):
-    hosts, request_log = cluster(backend.url())
+    hosts, request_log = cluster(backend.url(LOCK_TIMEOUT))
     since = time.time()
     leader = _leader(request_log)
     peers.wait_for(lambda: len(peers.polls(request_log, since)) >= 4,
@@ -125,7 +78,7 @@ def test_one_emitter_in_the_cluster_and_health_from_every_host(
 
 
 def test_sigkill_of_the_leader_fails_over_within_the_bound(cluster, backend):
-    hosts, request_log = cluster(backend.url())
+    hosts, request_log = cluster(backend.url(LOCK_TIMEOUT))
     leader = _leader(request_log)
     os.kill(leader, signal.SIGKILL)
     killed = time.time()
@@ -167,7 +120,7 @@ def test_the_backend_going_away_and_coming_back(
     # more ERROR, rightly.
     hosts, request_log = cluster(backend.url(4))
     _leader(request_log)
-    backend.server.stop()
+    backend.stop()
     down = time.time()
     # Within a cycle everyone stands down: no more listing polls.
     peers.wait_for(lambda: all('coordination backend failed' in api.log
@@ -184,7 +137,7 @@ def test_the_backend_going_away_and_coming_back(
             peers.wait_for(lambda: statsd_daemon.gauges(gauge),
                            message='health during the outage')
     assert not peers.polls(request_log, quiet_since)
-    backend.server.start()
+    backend.start()
     restarted = time.time()
     assert _leader(request_log)
     peers.wait_for(lambda: all('coordination backend recovered' in api.log
@@ -250,7 +203,7 @@ def test_the_heartbeat_runs_in_a_thread_of_ours(backend):
     Native threads here, as under gunicorn gthread: a background call
     that imported tooz itself never ended, and every other call failed.
     """
-    lock = coordination.ClusterLock(backend.url(), 'heart-test')
+    lock = coordination.ClusterLock(backend.url(LOCK_TIMEOUT), 'heart-test')
     assert lock.held(5)
     try:
         hearts = [t for t in threading.enumerate()
@@ -272,7 +225,7 @@ def test_the_lock_keeps_its_timeout_while_held(backend):
     beat: it grew by seconds per second held.) memcached counts whole
     seconds: its keys live one second less than their timeout at worst.
     With memcached the group membership is kept the same way."""
-    lock = coordination.ClusterLock(backend.url(), 'ttl-test')
+    lock = coordination.ClusterLock(backend.url(LOCK_TIMEOUT), 'ttl-test')
     assert lock.held(5)
     try:
         ttls, member_ttls = [], []
@@ -281,7 +234,7 @@ def test_the_lock_keeps_its_timeout_while_held(backend):
         while time.time() < deadline:
             ttls.append(backend.lock_ttl('ttl-test'))
             if backend.scheme == 'memcached':
-                member_ttls.append(backend.server.ttl(
+                member_ttls.append(backend.ttl(
                     b'_TOOZ_MEMBER_' + lock._member))
             if time.time() >= checked + INTERVAL:  # a cycle's check
                 assert lock.held(5)
@@ -313,13 +266,13 @@ def test_a_lost_lock_is_not_kept_alive_for_a_dead_successor(backend):
     must not renew the key for whoever took it next: when that one dies,
     the lock expires within its timeout and is taken again. (tooz's
     memcached heartbeat renews the key whoever holds it.)"""
-    lock = coordination.ClusterLock(backend.url(), 'lost-test')
+    lock = coordination.ClusterLock(backend.url(LOCK_TIMEOUT), 'lost-test')
     assert lock.held(5)
     successor = None
     try:
         backend.evict('lost-test')
         successor = subprocess.Popen(
-            [sys.executable, '-c', HOLDER, backend.url()],
+            [sys.executable, '-c', HOLDER, backend.url(LOCK_TIMEOUT)],
             stdout=subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=peers.ROOT))
         assert successor.stdout.readline().strip() == b'held'

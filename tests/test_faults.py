@@ -19,13 +19,12 @@ REQUEST_TIMEOUT = 1
 
 
 def _conf(statsd_port, prefix, tmp_path, **extra):
-    options = dict(enabled='true', statsd_port=statsd_port,
-                   metric_prefix=prefix, interval=INTERVAL,
-                   monitoring_url='$api', request_timeout=REQUEST_TIMEOUT,
-                   max_response_bytes=1 << 20,
-                   lock_path=tmp_path / 'statsd.lock')
-    options.update(extra)
-    return peers.statsd_section(**options)
+    return peers.statsd_section(**peers.statsd_options(
+        statsd_port, prefix, dict(interval=INTERVAL,
+                                  request_timeout=REQUEST_TIMEOUT,
+                                  max_response_bytes=1 << 20,
+                                  lock_path=tmp_path / 'statsd.lock'),
+        **extra))
 
 
 def _our_lines(log, level):

@@ -15,25 +15,10 @@ TABLES = 40 * 60 + 1200
 
 
 def _conf(daemon, prefix, tmp_path, **extra):
-    options = dict(enabled='true', statsd_port=daemon.port,
-                   metric_prefix=prefix, interval=2, initial_delay=0.5,
-                   monitoring_url='$api',
-                   lock_path=tmp_path / 'statsd.lock')
-    options.update(extra)
-    return peers.statsd_section(**options)
-
-
-def _wait_for_gauges(daemon, prefix, expected):
-    """Wait for the gauges, reading the (large) answer only once a cycle
-    has completed: rendering thousands of gauges stalls the daemon."""
-    peers.wait_for(lambda: daemon.counters(prefix + '.collector.'),
-                   timeout=30, message='a completed cycle')
-
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        return all(gauges.get(k) == v for k, v in expected.items()) and gauges
-    return peers.wait_for(arrived, timeout=60, interval=1.0,
-                          message='%d gauges in statsd' % len(expected))
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(interval=2, initial_delay=0.5,
+                                  lock_path=tmp_path / 'statsd.lock'),
+        **extra))
 
 
 @pytest.mark.parametrize('server', ['eventlet', 'gthread'])
@@ -45,10 +30,9 @@ def test_gauges_reach_statsd_without_any_request(
     assert len(expected) > 1.9 * TABLES
     api = api_server(_conf(statsd_daemon, prefix, tmp_path), server=server,
                      fixture_options=FIXTURE_OPTIONS)
-    gauges = _wait_for_gauges(statsd_daemon, prefix, expected)
     # Nothing else under the table, project and total names.
-    data = {k: v for k, v in gauges.items() if '.collector.' not in k}
-    assert data == expected
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=90, interval=1.0)
+    gauges = statsd_daemon.gauges(prefix + '.')
     assert gauges[prefix + '.collector.tables'] == TABLES
     assert statsd_daemon.bad_lines() == bad_lines
     runtime = 'greenthread' if server == 'eventlet' else '(thread)'

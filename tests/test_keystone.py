@@ -34,13 +34,11 @@ PLUGIN_KEY = 'auth_plugin' if compat.PY2 else 'auth_type'
 
 
 def _conf(daemon, prefix, tmp_path, **options):
-    values = dict(enabled='true', statsd_port=daemon.port,
-                  metric_prefix=prefix, interval=1, monitoring_url='$api',
-                  healthcheck_url='$health', host_name='h',
-                  request_timeout=REQUEST_TIMEOUT,
-                  lock_path=tmp_path / 'statsd.lock')
-    values.update(options)
-    return peers.statsd_section(**values)
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(healthcheck_url='$health', host_name='h',
+                                  request_timeout=REQUEST_TIMEOUT,
+                                  lock_path=tmp_path / 'statsd.lock'),
+        **options))
 
 
 def _behind_tokenauth(api_server, keystone_server, conf):
@@ -57,8 +55,9 @@ def _behind_tokenauth(api_server, keystone_server, conf):
 def _log_lines(api, level):
     """The collector's log lines at ``level`` (keystonemiddleware logs
     its own view of a Keystone outage)."""
-    return [line for line in api.log.splitlines()
-            if ' %s magnetodb_statsd_middleware' % level in line]
+    return ['%s %s: %s' % line[1:]
+            for line in peers.log_lines(api.log, ours=True)
+            if line.level == level]
 
 
 def _expected(prefix):
@@ -117,7 +116,7 @@ def test_a_wrong_password_is_one_error_and_health_goes_on(
             "(domain 'default') at %s: Keystone refused the credentials "
             "(HTTP 401)" % keystone_server.url)
     errors = _log_lines(api, 'ERROR')
-    assert [error.split(' ', 1)[1] for error in errors] == [line], api.log
+    assert errors == [line], api.log
     print(errors[0])
     assert keystone_peer.WRONG_PASSWORD not in api.log
     assert 'Traceback' not in api.log

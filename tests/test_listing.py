@@ -7,6 +7,7 @@ project resource that holds an unreadable ACTIVE table. Small pages
 """
 
 import collections
+import json
 import random
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
+from tests.support import paging
 from tests.support import peers
 
 PAGE = 10
@@ -104,12 +106,32 @@ def dataset_with(sizes, seed=0):
     return dataset
 
 
-def healthy_requests(serve, sizes, seed=0):
-    """Requests of a walk of the same layout where nothing fails."""
-    fixture = Fixture(serve, dataset_with(sizes, seed), paged_rows=10 ** 9)
-    fixture.walk()
+def healthy_requests(sizes):
+    """Requests of a walk of the same layout where nothing fails, as
+    MagnetoDB's paging makes them (small pages: the first and the later
+    ones hold PAGE rows)."""
+    return paging.listing_requests(sizes, PAGE, PAGE)
+
+
+# Where nothing fails
+
+@pytest.mark.parametrize('sizes, requests', [
+    ([3, 4], 1),  # one short page
+    ([4, 6], 2),  # a full page: its last project is asked for again
+    ([PAGE, 3], 3),  # a project that fills the first page on its own
+    ([2, PAGE + 5, 1], 3),  # one longer than a page, stepped past
+    # Pages: 7+3, 3+7, 12, 5+5, 9+1, 4+6, 11, 6.
+    ([7, 3, 12, 5, 9, 4, 11, 6], 8),
+])
+def test_a_healthy_walk_sends_what_magnetodb_paging_needs(serve, sizes,
+                                                          requests):
+    # Not one request more or fewer than the paging needs.
+    assert healthy_requests(sizes) == requests
+    fixture = Fixture(serve, dataset_with(sizes))
+    seen, walk = fixture.walk()
+    fixture.assert_read(seen)
     assert not fixture.recorder.failed()
-    return len(fixture.recorder.requests)
+    assert len(fixture.recorder.requests) == requests
 
 
 # Projects the listing cannot page through
@@ -131,7 +153,7 @@ def test_a_project_too_large_to_page_is_read_whole(serve, sizes):
     # One failed page more than a healthy walk for each such project, and
     # the step past it names a table that does not exist.
     assert len(fixture.recorder.failed()) == len(big)
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) == healthy + len(big)
     steps = [q for _, q, _ in fixture.recorder.requests
              if 'last_evaluated_table=statsd%3Astep-past' in q]
@@ -212,7 +234,7 @@ def test_a_project_with_an_unreadable_row(serve, position):
     fixture.assert_read(seen, unreadable={bad})
     assert walk.unreadable == [listing.Unreadable.project(bad)]
     assert fixture.memory.order == tuple(fixture.order)
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
 
 
@@ -264,7 +286,7 @@ def test_random_layouts_with_unreadable_rows(serve, seed):
     assert [u.key for u in walk.unreadable] == [p for p in order
                                                 if p in bad]
     assert fixture.memory.order == tuple(order)
-    healthy = healthy_requests(serve, sizes, seed)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
     for project in bad:  # mended: a complete walk again
         for table in fixture.dataset[project]:
@@ -462,7 +484,7 @@ def test_every_step_failing_still_ends(serve):
     seen, walk = fixture.walk()
     fixture.assert_read(seen)
     assert len(walk.unreadable) == 1 and walk.unreadable[0].key[0] == 'after'
-    healthy = healthy_requests(serve, sizes)
+    healthy = healthy_requests(sizes)
     assert len(fixture.recorder.requests) <= healthy + 3 * len(sizes) + 1
 
 
@@ -485,28 +507,34 @@ def test_a_misbehaving_server_ends_the_walk(serve):
 # The fixture itself
 
 def test_the_fixture_fails_like_magnetodb(serve):
-    fixture = Fixture(serve, dataset_with([BIG, 4]))
-    big, small = fixture.order
-    base = fixture.server.url
+    # The table that MagnetoDB itself answers in tests/test_magnetodb.py.
+    fixture = Fixture(serve, dataset_with([2, 3, 4, 4, BIG, 4, 4]))
+    odd, broken, clean, _, big, _, _ = fixture.order
+    unreadable = [fixture.break_table(odd), fixture.break_table(broken)]
+    order = [(project, table.name) for project in fixture.order
+             for table in sorted(fixture.dataset[project],
+                                 key=lambda t: t.name)]
+    layout = paging.Layout(
+        order=order,
+        active=dict((project, set(t.name for t in tables
+                                  if t.status == 'ACTIVE'))
+                    for project, tables in fixture.dataset.items()),
+        unreadable=[(odd, unreadable[0].name), (broken, unreadable[1].name)],
+        roles=dict(odd=odd, broken=broken, clean=clean, big=big,
+                   broken_table=unreadable[1].name,
+                   big_table=[name for p, name in order if p == big][0]),
+        default_limit=PAGE)
 
-    def status(path):
+    def get(request):
         try:
-            return peers.http_get(base + path)[0]
+            status, body = peers.http_get(fixture.server.url + request)
         except Exception as exc:  # urllib raises for an error status
-            return getattr(exc, 'code', exc)
-
-    assert status('?last_evaluated_project=%s' % big) == 500
-    assert status('?last_evaluated_project=%s&last_evaluated_table=x'
-                  % big) == 200
-    assert status('?last_evaluated_project=%s&last_evaluated_table='
-                  % big) == 500  # empty: ignored
-    assert status('/%s' % big) == 200
-    table = fixture.break_table(small)
-    assert status('?limit=100') == 500
-    assert status('/%s' % small) == 500
-    assert status('/%s/tables/%s' % (small, table.name)) == 500
-    assert status('?last_evaluated_project=%s&last_evaluated_table=x'
-                  % small) == 200
-    assert status('/%s' % monitoring.PROBE_PROJECT) == 200
-    table.status = 'DELETING'  # statistics of such a table are not read
-    assert status('?limit=100') == 200
+            return getattr(exc, 'code', exc), None
+        return status, json.loads(body.decode('utf-8'))
+    paging.assert_quirks(layout, get)
+    assert get('/%s' % monitoring.PROBE_PROJECT)[0] == 200
+    # The statistics of a table that is not ACTIVE are not read: the
+    # page after odd, which holds all of broken, answers then.
+    unreadable[1].status = 'DELETING'
+    assert get('?last_evaluated_project=%s&last_evaluated_table=%s'
+               % (odd, paging.NO_TABLE))[0] == 200

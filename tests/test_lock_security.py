@@ -107,9 +107,8 @@ def _uid_of(pid):
 
 
 def _conf(daemon, prefix, **extra):
-    return peers.statsd_section(
-        enabled='true', statsd_port=daemon.port, metric_prefix=prefix,
-        interval=INTERVAL, monitoring_url='$api', **extra)
+    return peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, dict(interval=INTERVAL), **extra))
 
 
 def _user(user):
@@ -131,15 +130,10 @@ def _default_lock(shared, user, url):
 def _log_lines(api):
     """``(pid, level, message)`` of the collector's lines in the log, but
     its start line and its DEBUG."""
-    found = []
-    for line in api.log.splitlines():
-        parts = line.split(' ', 3)
-        if (len(parts) == 4 and parts[0].isdigit()
-                and parts[2].startswith('magnetodb_statsd_middleware')
-                and parts[1] != 'DEBUG'
-                and 'collector starting' not in parts[3]):
-            found.append((int(parts[0]), parts[1], parts[3]))
-    return found
+    return [(line.pid, line.level, line.message)
+            for line in peers.log_lines(api.log, ours=True)
+            if line.level != 'DEBUG'
+            and 'collector starting' not in line.message]
 
 
 def _messages(api):
@@ -160,14 +154,7 @@ def _wait_for_line(api, text):
 def _wait_for_every_gauge(daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**DATASET),
                                      prefix)
-
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        return all(gauges.get(k) == v for k, v in expected.items()) and gauges
-    gauges = peers.wait_for(arrived, timeout=30,
-                            message='%d gauges in statsd' % len(expected))
-    assert {k: v for k, v in gauges.items()
-            if '.collector.' not in k} == expected
+    daemon.wait_for_gauges(prefix, expected, timeout=30)
 
 
 def _holds_now(api, path):

@@ -10,7 +10,9 @@ data here, never by the package.
 
 import collections
 import difflib
+import itertools
 import json
+import logging
 import os
 import random
 import re
@@ -19,13 +21,14 @@ import time
 import urllib.parse
 
 import pytest
-import redis as redis_client
 
 from magnetodb_statsd_middleware import listing
 from magnetodb_statsd_middleware import monitoring
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import magnetodb_peer as mdb
+from tests.support import paging
 from tests.support import peers
+from tests.support import status_scenario as scenario
 
 # The first test builds the CPython 2.7 env when its cache is cold (about
 # a minute on 2 cores, more on a slow network); every wait below has its
@@ -125,182 +128,158 @@ def _listing_pollers(server):
             if uri.startswith(mdb.MONITORING_PATH)}
 
 
-@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
 def test_a_sigkill_hands_the_table_metrics_to_another_magnetodb(
-        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
+        magnetodb, statsd_daemon, prefix, backend):
     """Two MagnetoDB servers as two hosts (each its own port and host
     lock), one redis or memcached: MagnetoDB serves with coordination_url
     set, one server emits, and a SIGKILL of it hands the table metrics to
     the other within the lock timeout plus one interval."""
-    backend = peers.BackendServer.of(scheme, str(tmp_path))
-    try:
-        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
-                                                CLUSTER_LOCK_TIMEOUT)
-        tables = HEALTHY[:50]
-        servers = []
-        for host in ('mdb-a', 'mdb-b'):
-            port = peers.free_port()
-            options = _statsd_options(statsd_daemon, prefix, port, host)
-            options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
-            servers.append(magnetodb(tables, port=port, statsd=options))
-        for server in servers:  # MagnetoDB's own API serves
-            assert server.get_json('/v1/monitoring/projects/'
-                                   + tables[0].tenant)
-        emitting = peers.wait_for(
-            lambda: [s for s in servers if _listing_pollers(s)], timeout=60,
-            message='one server to read the listing')
-        (leader,) = emitting
-        (standby,) = [s for s in servers if s is not leader]
-        assert _listing_pollers(leader) == {leader.process.pid}
-        expected = mdb.expected_gauges(tables, prefix)
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
-        assert not _listing_pollers(standby)
-        # The lock's expiry stays within its timeout while held.
-        ttls = []
-        sampled = time.time()
-        while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
-            ttls.append(_cluster_lock_ttl(backend, prefix))
-            time.sleep(0.1)
-        print('lock TTL inside MagnetoDB (%s): %.2f-%.2fs (timeout %ds)'
-              % (scheme, min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
-        assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
+    url = backend.url(CLUSTER_LOCK_TIMEOUT)
+    tables = HEALTHY[:50]
+    servers = []
+    for host in ('mdb-a', 'mdb-b'):
+        port = peers.free_port()
+        options = _statsd_options(statsd_daemon, prefix, port, host)
+        options.update(coordination_url=url, interval=CLUSTER_INTERVAL)
+        servers.append(magnetodb(tables, port=port, statsd=options))
+    for server in servers:  # MagnetoDB's own API serves
+        assert server.get_json('/v1/monitoring/projects/'
+                               + tables[0].tenant)
+    emitting = peers.wait_for(
+        lambda: [s for s in servers if _listing_pollers(s)], timeout=60,
+        message='one server to read the listing')
+    (leader,) = emitting
+    (standby,) = [s for s in servers if s is not leader]
+    assert _listing_pollers(leader) == {leader.process.pid}
+    expected = mdb.expected_gauges(tables, prefix)
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    assert not _listing_pollers(standby)
+    # The lock's expiry stays within its timeout while held.
+    ttls = []
+    sampled = time.time()
+    while time.time() < sampled + 2 * CLUSTER_LOCK_TIMEOUT:
+        ttls.append(backend.lock_ttl('magnetodb-statsd-' + prefix))
+        time.sleep(0.1)
+    print('lock TTL inside MagnetoDB (%s): %.2f-%.2fs (timeout %ds)'
+          % (backend.scheme, min(ttls), max(ttls), CLUSTER_LOCK_TIMEOUT))
+    assert None not in ttls, ttls
+    assert 0 < min(ttls) and max(ttls) <= CLUSTER_LOCK_TIMEOUT, ttls
 
-        leader.process.kill()  # SIGKILL
-        killed = time.time()
-        peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
-                       message='the standby to read the listing')
-        takeover = time.time() - killed
-        print('takeover after SIGKILL inside MagnetoDB (%s): %.2fs'
-              % (scheme, takeover))
-        assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
-                            + peers.SCHEDULING_SLACK), takeover
-        statsd_daemon.delete_gauges(prefix + '.')
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
-        assert _listing_pollers(standby) == {standby.process.pid}
-        for server in servers:
-            assert 'Traceback' not in server.log
-            assert 'coordination backend failed' not in server.log
-    finally:
-        backend.stop()
-
-
-def _cluster_lock_ttl(backend, prefix):
-    """The seconds the cluster lock has left (memcached counts whole
-    ones)."""
-    if isinstance(backend, peers.MemcachedServer):  # tooz's key
-        return backend.ttl(b'__TOOZ_LOCK_magnetodb-statsd-'
-                           + prefix.encode('ascii'))
-    client = redis_client.StrictRedis(port=backend.port)
-    (key,) = client.keys('*magnetodb*lock*')
-    return client.pttl(key) / 1000.0
+    leader.process.kill()  # SIGKILL
+    killed = time.time()
+    peers.wait_for(lambda: _listing_pollers(standby), timeout=30,
+                   message='the standby to read the listing')
+    takeover = time.time() - killed
+    print('takeover after SIGKILL inside MagnetoDB (%s): %.2fs'
+          % (backend.scheme, takeover))
+    assert takeover <= (CLUSTER_LOCK_TIMEOUT + CLUSTER_INTERVAL
+                        + peers.SCHEDULING_SLACK), takeover
+    statsd_daemon.delete_gauges(prefix + '.')
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    assert _listing_pollers(standby) == {standby.process.pid}
+    for server in servers:
+        assert 'Traceback' not in server.log
+        assert 'coordination backend failed' not in server.log
 
 
 OUTAGE_LOCK_TIMEOUT = 4
 # Longer than the lock timeout and the request timeout: every call fails,
 # every lock and membership expires meanwhile.
 FROZEN = OUTAGE_LOCK_TIMEOUT + 3
-_ANY_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|CRITICAL|INFO) (\S+) ')
 
 
-@pytest.mark.parametrize('scheme', ['redis', 'memcached'])
 def test_the_coordination_backend_frozen_and_restarted_empty(
-        magnetodb, statsd_daemon, prefix, tmp_path, scheme):
+        magnetodb, statsd_daemon, prefix, tmp_path, backend):
     """Two MagnetoDB 2015.1 servers sharing the walk through tooz's Kilo
     line, the backend frozen (SIGSTOP, as behind a partition) then
     restarted empty: each server logs each outage once at ERROR and its
     end once at INFO, nothing else at WARNING or above from any logger
     (tooz's included), no traceback; every gauge is back within the lock
     timeout plus two intervals of the backend; the API never notices."""
-    backend = peers.BackendServer.of(scheme, str(tmp_path))
+    url = backend.url(OUTAGE_LOCK_TIMEOUT)
+    tables = HEALTHY[:50]
+    data = str(tmp_path / 'shared.json')
+    mdb.write_data(data, tables)
+    expected = mdb.expected_gauges(tables, prefix)
+    servers = []
+    for host in ('mdb-a', 'mdb-b'):
+        port = peers.free_port()
+        options = _statsd_options(statsd_daemon, prefix, port, host)
+        options.update(coordination_url=url, share_walk='true',
+                       request_timeout=2)
+        servers.append(magnetodb(tables, data=data, port=port,
+                                 statsd=options))
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                  interval=1.0)
+    probes = [peers.RequestLoop(server.url + '/healthcheck')
+              for server in servers]
+    offsets = [len(server.log) for server in servers]
+    recoveries = {}
     try:
-        url = '%s://127.0.0.1:%d?timeout=%d' % (scheme, backend.port,
-                                                OUTAGE_LOCK_TIMEOUT)
-        tables = HEALTHY[:50]
-        data = str(tmp_path / 'shared.json')
-        mdb.write_data(data, tables)
-        expected = mdb.expected_gauges(tables, prefix)
-        servers = []
-        for host in ('mdb-a', 'mdb-b'):
-            port = peers.free_port()
-            options = _statsd_options(statsd_daemon, prefix, port, host)
-            options.update(coordination_url=url, share_walk='true',
-                           request_timeout=2)
-            servers.append(magnetodb(tables, data=data, port=port,
-                                     statsd=options))
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
-        probes = [peers.RequestLoop(server.url + '/healthcheck')
-                  for server in servers]
-        offsets = [len(server.log) for server in servers]
-        recoveries = {}
-        try:
-            backend.process.send_signal(signal.SIGSTOP)
-            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 1),
-                           timeout=30, message='the freeze logged')
-            frozen_until = time.time() + FROZEN
-            while time.time() < frozen_until:
-                assert not _all_say(servers, offsets, 'INFO', 1, any)
-                time.sleep(0.2)
-            backend.process.send_signal(signal.SIGCONT)
-            recoveries['frozen'] = peers.every_gauge_back(
-                statsd_daemon, prefix, expected, time.time())
-            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
-                           timeout=30, message='the recovery logged')
+        backend.process.send_signal(signal.SIGSTOP)
+        peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 1),
+                       timeout=30, message='the freeze logged')
+        frozen_until = time.time() + FROZEN
+        while time.time() < frozen_until:
+            assert not _all_say(servers, offsets, 'INFO', 1, any)
+            time.sleep(0.2)
+        backend.process.send_signal(signal.SIGCONT)
+        recoveries['frozen'] = peers.every_gauge_back(
+            statsd_daemon, prefix, expected, time.time())
+        peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 1),
+                       timeout=30, message='the recovery logged')
 
-            backend.stop()
-            peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
-                           timeout=30, message='the restart logged')
-            backend.start()
-            recoveries['restarted empty'] = peers.every_gauge_back(
-                statsd_daemon, prefix, expected, time.time())
-            peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
-                           timeout=30, message='the recovery logged')
-        finally:
-            backend.process.send_signal(signal.SIGCONT)
-            for probe in probes:
-                probe.stop()
-        for server, offset in zip(servers, offsets):
-            print('\n'.join(line for line in server.log[offset:].splitlines()
-                            if _ANY_LINE.match(line)))
-        for what, seconds in sorted(recoveries.items()):
-            print('%s (%s): every gauge back %.1fs after the backend'
-                  % (what, scheme, seconds))
-            assert seconds <= (OUTAGE_LOCK_TIMEOUT + 2 * 2
-                               + peers.SCHEDULING_SLACK), (what, seconds)
-        for probe in probes:
-            print('/healthcheck meanwhile: %d requests, max %.3fs'
-                  % (len(probe.durations), max(probe.durations)))
-            assert probe.durations and not probe.failures, probe.failures
-            assert max(probe.durations) < peers.SCHEDULING_SLACK
-        for server, offset in zip(servers, offsets):
-            said = _outage_lines(server, offset)
-            assert 'Traceback' not in server.log[offset:]
-            assert [level for level, _, _ in said
-                    if level != 'INFO'] == ['ERROR', 'ERROR'], said
-            assert all('coordination backend failed' in line
-                       for level, _, line in said if level == 'ERROR')
-            assert sum('coordination backend recovered' in line
-                       for _, _, line in said) == 2, said
+        backend.stop()
+        peers.wait_for(lambda: _all_say(servers, offsets, 'ERROR', 2),
+                       timeout=30, message='the restart logged')
+        backend.start()
+        recoveries['restarted empty'] = peers.every_gauge_back(
+            statsd_daemon, prefix, expected, time.time())
+        peers.wait_for(lambda: _all_say(servers, offsets, 'INFO', 2),
+                       timeout=30, message='the recovery logged')
     finally:
         backend.process.send_signal(signal.SIGCONT)
-        backend.stop()
+        for probe in probes:
+            probe.stop()
+    for server, offset in zip(servers, offsets):
+        print('\n'.join('%s %s %s' % line[1:]
+                        for line in _outage_lines(server, offset)))
+    for what, seconds in sorted(recoveries.items()):
+        print('%s (%s): every gauge back %.1fs after the backend'
+              % (what, backend.scheme, seconds))
+        assert seconds <= (OUTAGE_LOCK_TIMEOUT + 2 * 2
+                           + peers.SCHEDULING_SLACK), (what, seconds)
+    for probe in probes:
+        print('/healthcheck meanwhile: %d requests, max %.3fs'
+              % (len(probe.durations), max(probe.durations)))
+        assert probe.durations and not probe.failures, probe.failures
+        assert max(probe.durations) < peers.SCHEDULING_SLACK
+    for server, offset in zip(servers, offsets):
+        said = _outage_lines(server, offset)
+        assert 'Traceback' not in server.log[offset:]
+        assert [line.level for line in said
+                if line.level != 'INFO'] == ['ERROR', 'ERROR'], said
+        assert all('coordination backend failed' in line.message
+                   for line in said if line.level == 'ERROR')
+        assert sum('coordination backend recovered' in line.message
+                   for line in said) == 2, said
 
 
 def _outage_lines(server, offset):
-    """``[(level, logger, line)]`` of every logger, logged since
-    ``offset``, INFO lines of this package about the outage only."""
-    found = []
-    for line in server.log[offset:].splitlines():
-        match = _ANY_LINE.match(line)
-        if match and (match.group(1) != 'INFO'
-                      or 'coordination backend' in line):
-            found.append((match.group(1), match.group(2), line))
-    return found
+    """peers.LogLine of every logger, logged since ``offset`` above DEBUG,
+    the INFO lines of this package about the outage only."""
+    return [line for line in peers.log_lines(server.log[offset:])
+            if line.level != 'DEBUG' and (line.level != 'INFO' or
+                                          'coordination backend'
+                                          in line.message)]
 
 
 def _all_say(servers, offsets, level, count, every=all):
     """Whether every server (or any) logged ``count`` outage lines at
     ``level`` since its offset."""
-    return every(sum(said == level for said, _, _ in
+    return every(sum(line.level == level for line in
                      _outage_lines(server, offset)) >= count
                  for server, offset in zip(servers, offsets))
 
@@ -322,31 +301,16 @@ def _rows_served(uris, order, active):
     """Rows the listing and project requests in ``uris`` answered with,
     as MagnetoDB pages ``order`` (``[(tenant, name)]``); ``active``:
     ``{tenant: ACTIVE tables}``."""
-    at = {}
-    for index, (tenant, _) in enumerate(order):
-        at.setdefault(tenant, index)
+    layout = paging.Layout(order, {}, (), {}, 1000)
     rows = 0
     for uri in uris:
         path, _, query = uri.partition('?')
-        params = dict(urllib.parse.parse_qsl(query))
         if path != mdb.MONITORING_PATH:
             rows += active.get(urllib.parse.unquote(
                 path[len(mdb.MONITORING_PATH) + 1:]), 0)
-            continue
-        project = params.get('last_evaluated_project')
-        limit = int(params.get('limit', 1000))
-        if project is None:
-            rows += min(limit, len(order))
-            continue
-        # The project's own rows (all of them, or the one row asked for),
-        # then the projects after it up to the page size.
-        start = at[project]
-        own = sum(1 for tenant, _ in order[start:] if tenant == project)
-        if 'last_evaluated_table' in params:
-            own = 0  # the step-past row does not exist
-        after = len(order) - (start + sum(
-            1 for tenant, _ in order[start:] if tenant == project))
-        rows += own + min(max(1000 - own, 0), after)
+        else:
+            rows += len(paging.page(layout, dict(
+                urllib.parse.parse_qsl(query))))
     return rows
 
 
@@ -382,7 +346,8 @@ def test_three_magnetodb_hosts_share_the_walk(
 
     try:
         servers = dict((name, host(name)) for name in ('mdb-a', 'mdb-b'))
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A host that joins takes a range from the next cycle on.
         joined = time.time()
@@ -412,56 +377,46 @@ def test_three_magnetodb_hosts_share_the_walk(
         # Once, plus at most one page of 1,000 rows per range edge.
         assert sum(rows.values()) <= len(tables) + 2 * 1000, rows
         statsd_daemon.delete_gauges(prefix + '.')
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A SIGKILL: its range is read again once its membership expires.
         planner = peers.shared_walk_planner(servers, timeout=60)
         victim = sorted(n for n in servers if n != planner)[0]
         servers.pop(victim).process.kill()
         killed = time.time()
-        back = _tables_back(statsd_daemon, prefix, expected, killed)
+        back = peers.ranges_back(statsd_daemon, prefix, expected, killed)
         print('range of a SIGKILLed host read again after %.1fs' % back)
         assert back <= (CLUSTER_LOCK_TIMEOUT + 2 * SHARE_INTERVAL
                         + peers.SCHEDULING_SLACK), back
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
 
         # A clean stop (Ctrl-C): its range goes to the other host at once.
         planner = peers.shared_walk_planner(servers, timeout=60)
         leaving = [n for n in servers if n != planner][0]
         servers[leaving].process.send_signal(signal.SIGINT)
         stopped = time.time()
-        back = _tables_back(statsd_daemon, prefix, expected, stopped)
+        back = peers.ranges_back(statsd_daemon, prefix, expected, stopped)
         print('range of a host stopped cleanly read again after %.1fs'
               % back)
         # The cycle in flight and the next one miss its range; the one
         # after reads it (one host walks everything then).
         assert back <= 3 * SHARE_INTERVAL + peers.SCHEDULING_SLACK, back
-        assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+        statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                      interval=1.0)
         for server in servers.values():
             assert 'Traceback' not in server.log
     finally:
         redis.stop()
 
 
-def _tables_back(daemon, prefix, expected, event):
-    """Seconds from ``event`` until every table and project gauge, deleted
-    then, has arrived again."""
-    daemon.delete_gauges(prefix + '.')
-    ranges = dict((k, v) for k, v in expected.items()
-                  if '.totals.' not in k)
-    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
-                   >= ranges.keys(), timeout=120, interval=0.5,
-                   message='every table and project gauge again')
-    return time.time() - event
-
-
 def _statsd_options(daemon, prefix, port, host):
     url = 'http://127.0.0.1:%d' % port
-    return dict(enabled='true', statsd_port=daemon.port,
-                metric_prefix=prefix, interval=2,
-                monitoring_url=url + '/v1/monitoring/projects',
-                healthcheck_url=url + '/healthcheck?fullcheck=true',
-                host_name=host)
+    return peers.statsd_options(
+        daemon.port, prefix, interval=2,
+        monitoring_url=url + '/v1/monitoring/projects',
+        healthcheck_url=url + '/healthcheck?fullcheck=true', host_name=host)
 
 
 def _assert_only_the_operator_edits(server, magnetodb_env):
@@ -533,17 +488,8 @@ def test_gauges_from_magnetodb_itself(magnetodb, magnetodb_env, statsd_daemon,
     expected = mdb.expected_gauges(HEALTHY, prefix)
     assert len(expected) > 2 * len(HEALTHY)
 
-    def data_gauges():
-        return {name: value for name, value
-                in statsd_daemon.gauges(prefix + '.').items()
-                if '.collector.' not in name and '.health.' not in name}
-    peers.wait_for(lambda: statsd_daemon.gauges(prefix + '.totals.'),
-                   timeout=120, interval=0.5, message='a complete cycle')
-    # A burst of thousands of datagrams can overflow the daemon's socket
-    # buffer; every cycle sends them all again.
-    peers.wait_for(lambda: data_gauges().keys() >= expected.keys(),
-                   timeout=60, interval=1.0, message='every gauge')
-    assert data_gauges() == expected
+    statsd_daemon.wait_for_gauges(prefix, expected, timeout=180,
+                                  interval=1.0)
 
     health = '%s.health.%s.' % (prefix, host)
     assert statsd_daemon.gauges(health) == {
@@ -608,10 +554,12 @@ def test_a_healthy_start_sends_no_false_health_alarm(magnetodb, udp, prefix):
     first health check is refused: the first seconds on the wire carry
     no health gauge of 0, and the log no ERROR."""
     port = peers.free_port()
-    started = time.time()
     server = magnetodb(HEALTHY[:50], port=port, statsd=_statsd_options(
         udp, prefix, port, 'h'))
-    while time.time() < started + 10:  # the window is the assertion
+    # The window is the assertion: 10 s from the moment MagnetoDB answers
+    # (what the filter sent while it started waits in the socket).
+    answering = time.time()
+    while time.time() < answering + 10:
         udp.drain()
     health = [line for line in udp.lines if '.health.' in line]
     assert '%s.health.h.overall:1|g' % prefix in health
@@ -621,7 +569,8 @@ def test_a_healthy_start_sends_no_false_health_alarm(magnetodb, udp, prefix):
 
 def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
     """MagnetoDB's own failures on real data, as the reference measured
-    them, with the fakes and no filter at all."""
+    them, with the fakes and no filter at all: the quirk table that the
+    fixture API answers alike (tests/support/paging.py)."""
     rng = random.Random(5001)
     ids = [mdb.project_id(rng) for _ in range(12)]
     tokens = magnetodb_env.tokens(ids)
@@ -640,56 +589,44 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
     order = mdb.listing_order(tables, tokens)
     usage = _usage(tables)
     server = magnetodb(tables)
+    layout = paging.Layout(
+        order=order,
+        active=dict((tenant, set(t.name for t in tables
+                                 if t.tenant == tenant
+                                 and t.status == 'ACTIVE'))
+                    for tenant in ids),
+        unreadable=[(t.tenant, t.name) for t in tables if not _readable(t)],
+        roles=dict(odd=odd, broken=broken, clean=clean[0], big=big,
+                   broken_table=broken_tables[1].name,
+                   big_table=[name for p, name in order if p == big][0]),
+        default_limit=1000)
 
-    def page(query):
-        rows = server.get_json('/v1/monitoring/projects?' + query)
-        for row in rows:
-            assert row['usage_detailes'] == usage[row['tenant'], row['name']]
-        return mdb.data_rows(rows)
+    def get(request):
+        status, body = server.get(mdb.MONITORING_PATH + request)
+        if status != 200:
+            return status, None
+        rows = json.loads(body)
+        for row in rows:  # MagnetoDB's figures, whichever the request
+            name = row.get('table_name', row.get('name'))
+            tenant = row.get('tenant', request[1:].partition('?')[0])
+            assert row['usage_detailes'] == usage[tenant, name]
+        return status, rows
 
-    def fails(path):
-        status, body = server.get(path)
-        return status == 500
-
+    paging.assert_quirks(layout, get)
     # More than 5,000 tables: a PagedResult, whose len() fails.
-    assert fails('/v1/monitoring/projects?last_evaluated_project=' + big)
     assert "object of type 'PagedResult' has no len()" in server.log
-    whole = server.get_json('/v1/monitoring/projects/' + big)
-    assert len(whole) == 5001
-    assert all(row['usage_detailes'] == usage[big, row['table_name']]
-               for row in whole)
-    first = order.index((big, whole[0]['table_name']))
-    assert page('last_evaluated_project=%s&last_evaluated_table=%s'
-                % (big, whole[0]['table_name'])) == (
-        [order[first]] + [row for row in order if row[0] in after])
-
-    # A missing bean, a non-numeric value: every page with the row fails.
-    assert fails('/v1/monitoring/projects?limit=3')
-    assert fails('/v1/monitoring/projects?last_evaluated_project=' + broken)
-    assert fails('/v1/monitoring/projects/' + broken)
-    assert fails('/v1/monitoring/projects/' + odd)
-    # What still works: the pages without the row, and stepping past its
-    # project with a table name that does not exist.
-    readable = [row for row in order if row[0] not in (odd, broken)]
-    clean_page = page('last_evaluated_project=' + clean[0])
-    assert clean_page == readable[:1000]
-    assert page('last_evaluated_project=%s&last_evaluated_table=%s'
-                % (broken, '~no-such-table')) == clean_page
-    assert fails('/v1/monitoring/projects?last_evaluated_project=%s'
-                 '&last_evaluated_table=~no-such-table' % odd)
-    assert fails('/v1/monitoring/projects?last_evaluated_project=%s&limit=5'
-                 % clean[0])
 
     # Storage down and back.
+    clean_page = get('?last_evaluated_project=' + clean[0])
     server.storage_down()
-    assert fails('/v1/monitoring/projects?last_evaluated_project=' + clean[0])
+    assert get('?last_evaluated_project=' + clean[0])[0] == 500
     status, body = server.get('/healthcheck?fullcheck=true')
     assert (status, json.loads(body)) == (503, dict(HEALTHY_HEALTH,
                                                     Storage='ERROR'))
     assert server.get('/healthcheck')[0] == 200
     server.storage_down(False)
     assert server.get_json('/healthcheck?fullcheck=true') == HEALTHY_HEALTH
-    assert page('last_evaluated_project=' + clean[0]) == clean_page
+    assert get('?last_evaluated_project=' + clean[0]) == clean_page
 
 
 # -- Never blind: the projects MagnetoDB can still serve --------------------
@@ -697,7 +634,8 @@ def test_fakes_reproduce_magnetodb_on_real_data(magnetodb, magnetodb_env):
 # Each case compares, cycle by cycle, MagnetoDB's access log with the walk a
 # Replica makes: the fixture API (magnetodb_statsd_middleware.demo.fakeapi)
 # holding the same rows in MagnetoDB's token order, with the same failures.
-# The replica with nothing failing gives the healthy cycle's requests.
+# How many requests a healthy cycle needs comes from MagnetoDB's paging
+# (tests/support/paging.py), not from a walk.
 
 PROBE_URI = '%s/%s?metrics=size,item_count' % (mdb.MONITORING_PATH,
                                                monitoring.PROBE_PROJECT)
@@ -713,9 +651,8 @@ class Replica(object):
     """The same rows in the fixture API, in MagnetoDB's order; its walks
     are the collector's, request by request."""
 
-    def __init__(self, tables, tokens, paged_rows=5000):
-        self.app = fakeapi.FakeMonitoringAPI(
-            {}, paged_rows=paged_rows, order_key=tokens.get)
+    def __init__(self, tables, tokens):
+        self.app = fakeapi.FakeMonitoringAPI({}, order_key=tokens.get)
         self.load(tables)
         self.recorder = peers.Recorder(self.app)
         self.server = peers.LoopbackServer(self.recorder)
@@ -749,13 +686,11 @@ class Replica(object):
 
 
 def _healthy_requests(tables, tokens):
-    """Requests of a walk of the same rows where nothing fails."""
-    replica = Replica([t for t in tables if _readable(t)], tokens,
-                      paged_rows=10 ** 9)
-    try:
-        return len(replica.walk())
-    finally:
-        replica.close()
+    """Requests of a cycle over the same rows where nothing fails, as
+    MagnetoDB pages them (1,000 rows a page), whatever the walk does."""
+    sizes = [len(list(rows)) for _, rows in itertools.groupby(
+        mdb.listing_order(tables, tokens), key=lambda row: row[0])]
+    return paging.listing_requests(sizes)
 
 
 def _by_resource(uris):
@@ -774,15 +709,6 @@ def _expected(tables, prefix, by_resource=(), failed=()):
     if failed:
         gauges = {k: v for k, v in gauges.items() if '.totals.' not in k}
     return gauges
-
-
-def _wait_for_gauges(daemon, prefix, expected):
-    """Every expected gauge has arrived (a burst may lose datagrams; each
-    cycle sends them all again); returns the data gauges then."""
-    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix).keys()
-                   >= expected.keys(), timeout=120, interval=1.0,
-                   message='every gauge')
-    return mdb.data_gauges(daemon, prefix)
 
 
 def _failed_gauge(daemon, prefix):
@@ -873,11 +799,14 @@ def test_projects_too_large_to_page_through(magnetodb, magnetodb_env,
         "\nTypeError: object of type 'PagedResult' has no len()") == len(big)
 
     expected = _expected(tables, prefix, by_resource=big)
-    assert _wait_for_gauges(statsd_daemon, prefix, expected) == expected
+    gauges = statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                           interval=1.0)
+    # What StatsD holds, against the data: such a project's resource
+    # lists its ACTIVE tables only.
     for tenant in big:
         listed = [t for t in tables if t.tenant == tenant]
         active = [t for t in listed if t.status == 'ACTIVE']
-        assert expected['%s.projects.%s.tables' % (prefix, tenant)] == \
+        assert gauges['%s.projects.%s.tables' % (prefix, tenant)] == \
             len(active) < len(listed)
     assert _failed_gauge(statsd_daemon, prefix) == 0
     lines = server.our_lines()
@@ -929,11 +858,11 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
         replica.walk()
         assert uris == replica.walk()
         if down:
-            assert mdb.data_gauges(statsd_daemon, prefix) == {}
+            assert statsd_daemon.data_gauges(prefix) == {}
         else:
             expected = _expected(rows, prefix, _by_resource(uris), failed)
-            assert _wait_for_gauges(statsd_daemon, prefix, expected) == \
-                expected
+            statsd_daemon.wait_for_gauges(prefix, expected, timeout=120,
+                                          interval=1.0)
         assert _failed_gauge(statsd_daemon, prefix) == (
             None if down else len(failed))
         _report(case, rows, failed, [uris], healthy, lines, down)
@@ -1013,76 +942,42 @@ def test_projects_whose_statistics_cannot_be_read(magnetodb, magnetodb_env,
 STUCK_AFTER = 8  # seconds: a few cycles of interval 1
 
 
-def _status_gauges(daemon, prefix):
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.tables_by_status.' in name or name.endswith('.stuck')}
+def _scenario_tables(tables):
+    """The status scenario's tables in MagnetoDB's storage: each node
+    holds the same figures, so MagnetoDB's are the scenario's."""
+    nodes = len(mdb.JOLOKIA_NODES)
+    return [mdb.Table(project, row.name, row.status, [row.size] * nodes,
+                      [row.item_count] * nodes)
+            for project, rows in sorted(tables.items()) for row in rows]
 
 
 def test_tables_by_status_and_stuck_tables(magnetodb, statsd_daemon, prefix):
-    """A table that stays CREATING becomes stuck and, once ACTIVE, is no
-    longer counted; one that goes CREATING -> ACTIVE in time never
-    counts; a DELETING table that disappears; CREATE_FAILED and
-    DELETE_FAILED; every count right at each step, zeros sent."""
+    """The scenario of tests/support/status_scenario.py in real time:
+    every count right at each step, zeros sent."""
     bad_lines = statsd_daemon.bad_lines()
-    rng = random.Random(19)
-    tenant, calm = mdb.project_id(rng), mdb.project_id(rng)
-    tables = mdb.make_tables(rng, tenant, 2, not_active=0)
-    tables += mdb.make_tables(rng, calm, 3, not_active=0)
-    for name, status in (('slow', 'CREATING'), ('quick', 'CREATING'),
-                         ('going', 'DELETING'), ('failed.c', 'CREATE_FAILED'),
-                         ('failed.d', 'DELETE_FAILED')):
-        tables.append(mdb.Table(tenant, name, status, [1, 2, 3], [1, 1, 1]))
     port = peers.free_port()
     options = _options(statsd_daemon, prefix, port)
     options.update(interval=1, stuck_after=STUCK_AFTER)
-    server = magnetodb(tables, port=port, statsd=options)
+    server = None
+    for step, tables in scenario.steps():
+        if server is None:
+            server = magnetodb(_scenario_tables(tables), port=port,
+                               statsd=options)
+        else:
+            mdb.write_data(server.data_path, _scenario_tables(tables))
+        expected = scenario.expected(tables, prefix, step)
 
-    def step(title, rows, stuck=(), timeout=30):
-        """Wait until StatsD holds the counts of ``rows`` with ``stuck``;
-        print the status gauges of the project that changes."""
-        expected = {name: value for name, value in mdb.expected_gauges(
-            rows, prefix, stuck=stuck).items()
-            if '.tables_by_status.' in name or name.endswith('.stuck')}
-
-        def arrived():
-            found = _status_gauges(statsd_daemon, prefix)
-            return found if found == expected else None
-        try:
-            found = peers.wait_for(arrived, timeout=timeout, interval=0.2,
-                                   message=title)
-        except AssertionError:
-            assert _status_gauges(statsd_daemon, prefix) == expected, title
-            raise
-        print('\n%s:' % title)
+        found = statsd_daemon.wait_for_gauges(
+            prefix, expected, where=scenario.status_gauge, interval=0.2,
+            timeout=STUCK_AFTER + 30 if step.when == 'past' else 30)
+        scenario.check(found, prefix, step)
+        print('\n%s:' % step.title)
         for name in sorted(found):
-            if tenant in name or '.totals.' in name:
+            if scenario.STATUS in name or '.totals.' in name:
                 print('  %s:%d|g' % (name, found[name]))
-        return found
-
-    def change(rows, name, status=None):
-        """``rows`` with table ``name`` in ``status`` (None: gone)."""
-        changed = [t for t in rows if t.name != name]
-        if status is not None:
-            (table,) = [t for t in rows if t.name == name]
-            changed.append(table._replace(status=status))
-        mdb.write_data(server.data_path, changed)
-        return changed
-
-    first = step('first cycles', tables)
-    assert first['%s.projects.%s.tables_by_status.creating'
-                 % (prefix, tenant)] == 2
-    assert first['%s.projects.%s.tables_by_status.deleting'
-                 % (prefix, calm)] == 0
-    tables = change(tables, 'quick', 'ACTIVE')
-    step('quick: CREATING -> ACTIVE in time', tables)
-    slow, going = (tenant, 'slow'), (tenant, 'going')
-    step('slow (CREATING) and going (DELETING) past stuck_after', tables,
-         stuck=(slow, going), timeout=STUCK_AFTER + 30)
-    tables = change(tables, 'going')
-    step('going: DELETING -> gone', tables, stuck=(slow,))
-    tables = change(tables, 'slow', 'ACTIVE')
-    last = step('slow: CREATING -> ACTIVE', tables)
-    assert last['%s.totals.stuck' % prefix] == 0
-    assert last['%s.totals.tables_by_status.create_failed' % prefix] == 1
     assert statsd_daemon.bad_lines() == bad_lines
-    assert [level for level, _ in server.our_lines()] == ['INFO', 'INFO']
+    loudest = logging.getLevelName(scenario.LOUDEST_LEVEL)
+    lines = server.our_lines()
+    assert [line for line in lines
+            if logging.getLevelName(line[0]) > loudest] == []
+    assert len(lines) == 2, lines  # it started, it holds the lock

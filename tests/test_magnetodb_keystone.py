@@ -62,18 +62,15 @@ def hardened(magnetodb_env, keystone_server, tmp_path):
 
 
 def _statsd(daemon, prefix, **options):
-    values = dict(enabled='true', statsd_port=daemon.port,
-                  metric_prefix=prefix, interval=1, host_name='mdb',
-                  request_timeout=keystone_peer.REQUEST_TIMEOUT)
-    values.update(options)
-    return values
+    return peers.statsd_options(
+        daemon.port, prefix,
+        dict(host_name='mdb', request_timeout=keystone_peer.REQUEST_TIMEOUT),
+        **options)
 
 
 def _every_gauge(server, daemon, prefix):
     expected = mdb.expected_gauges(TABLES, prefix)
-    peers.wait_for(lambda: mdb.data_gauges(daemon, prefix) == expected,
-                   timeout=90, interval=0.5,
-                   message='every gauge through tokenauth')
+    daemon.wait_for_gauges(prefix, expected, timeout=90)
     health = '%s.health.mdb.' % prefix
     assert daemon.gauges(health) == {
         health + 'api': 1, health + 'identity': 1, health + 'storage': 1,
@@ -132,7 +129,7 @@ def test_a_wrong_password_is_one_error_and_magnetodb_serves_on(
     health = '%s.health.mdb.overall' % prefix
     peers.wait_for(lambda: statsd_daemon.gauges(health), message='health')
     assert statsd_daemon.gauges(health) == {health: 1}
-    assert mdb.data_gauges(statsd_daemon, prefix) == {}
+    assert statsd_daemon.data_gauges(prefix) == {}
     assert server.get('/healthcheck')[0] == 200
 
 

@@ -328,14 +328,6 @@ INTERVAL = 3  # a plan is waited for 1.5 s: room for a loaded machine
 LOCK_TIMEOUT = 2
 
 
-@pytest.fixture(params=['redis', 'memcached'])
-def backend(request, tmp_path):
-    """A real tooz backend server: ``(scheme, port)``."""
-    server = peers.BackendServer.of(request.param, str(tmp_path))
-    yield request.param, server.port
-    server.stop()
-
-
 @pytest.fixture
 def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     """``hosts(names)`` -> {name: APIServer}, each its own host, all
@@ -344,16 +336,15 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
     request_log = str(tmp_path / 'requests.log')
 
     def start(names, timeout=LOCK_TIMEOUT):
-        url = start.url(timeout)
+        url = backend.url(timeout)
         started = {}
         for name in names:
-            conf = peers.statsd_section(
-                enabled='true', statsd_port=statsd_daemon.port,
-                metric_prefix=prefix, interval=INTERVAL, initial_delay=0,
-                monitoring_url='$api', healthcheck_url='$health',
+            conf = peers.statsd_section(**peers.statsd_options(
+                statsd_daemon.port, prefix, interval=INTERVAL,
+                initial_delay=0, healthcheck_url='$health',
                 lock_path=tmp_path / ('%s.lock' % name),
                 coordination_url=url, share_walk='true', host_name=name,
-                request_timeout=2)
+                request_timeout=2))
             started[name] = api_server(
                 conf, port=peers.free_port(),
                 fixture_options=FIXTURE_OPTIONS + '\nrequest_log = '
@@ -362,19 +353,8 @@ def hosts(api_server, tmp_path, backend, statsd_daemon, prefix):
             api.wait_ready()
         return started
     start.request_log = request_log
-    start.url = lambda timeout=LOCK_TIMEOUT: '%s://127.0.0.1:%d?timeout=%d' % (
-        backend + (timeout,))
+    start.url = backend.url
     return start
-
-
-def _every_gauge(daemon, prefix, expected, timeout=60):
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        data = dict((k, v) for k, v in gauges.items()
-                    if '.collector.' not in k and '.health.' not in k)
-        return data if data == expected else None
-    return peers.wait_for(arrived, timeout=timeout, interval=0.5,
-                          message='every gauge, each right')
 
 
 def _walkers(request_log, since):
@@ -441,13 +421,13 @@ def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
                                      prefix)
     started = hosts(['host-a', 'host-b', 'host-c'])
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
     since = time.time()
     peers.wait_for(lambda: len(_walkers(hosts.request_log, since)) == 3,
                    timeout=4 * INTERVAL + peers.SCHEDULING_SLACK,
                    message='three hosts walking')
     statsd_daemon.delete_gauges(prefix + '.')
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
     collector = prefix + '.collector.'
 
     def cluster_figures():
@@ -466,17 +446,8 @@ def test_three_hosts_share_every_cycle(hosts, statsd_daemon, prefix):
 def _back_after(daemon, prefix, expected, event):
     """Seconds from ``event`` until every table and project gauge has
     arrived again (they were deleted at ``event``); then the totals."""
-    daemon.delete_gauges(prefix + '.')
-    ranges = dict((k, v) for k, v in expected.items()
-                  if '.totals.' not in k)
-
-    def arrived():
-        gauges = daemon.gauges(prefix + '.')
-        return all(gauges.get(k) == v for k, v in ranges.items())
-    peers.wait_for(arrived, timeout=60, interval=0.2,
-                   message='every table and project gauge again')
-    back = time.time() - event
-    _every_gauge(daemon, prefix, expected)
+    back = peers.ranges_back(daemon, prefix, expected, event)
+    daemon.wait_for_gauges(prefix, expected)
     return back
 
 
@@ -531,7 +502,7 @@ def test_hosts_join_stop_and_die(hosts, statsd_daemon, prefix):
     expected = peers.expected_gauges(fakeapi.build_dataset(**FIXTURE),
                                      prefix)
     started = hosts(['host-a', 'host-b'], timeout)
-    _every_gauge(statsd_daemon, prefix, expected)
+    statsd_daemon.wait_for_gauges(prefix, expected)
     watch = PlanWatch(hosts.url(timeout), prefix)
     try:
         _join_and_stop(hosts, started, watch, statsd_daemon, prefix,

@@ -1,8 +1,10 @@
 """Tables by status and stuck tables, cycle after cycle, through the real
-Etsy statsd daemon: the counts of every status (zeros included, so that a
-count that falls to zero reads 0 in a daemon that keeps the last value),
-and the stuck clock across transitions, in dotted names and with labels.
-The collector's clock is moved by the test, not waited for."""
+Etsy statsd daemon: the scenario of tests/support/status_scenario.py (run
+against MagnetoDB itself too) against the fixture API, in dotted names and
+with labels. The collector's clock is moved by the test, not waited
+for."""
+
+import logging
 
 import pytest
 
@@ -11,6 +13,7 @@ from magnetodb_statsd_middleware import outages
 from magnetodb_statsd_middleware import stuck
 from magnetodb_statsd_middleware.demo import fakeapi
 from tests.support import peers
+from tests.support import status_scenario as scenario
 
 STUCK_AFTER = 60
 
@@ -25,128 +28,76 @@ class Clock(object):
         return self.now
 
 
-def _dataset():
-    """Two projects: one with a table in every status, one all ACTIVE."""
-    return {
-        'p-status': [fakeapi.Table('slow', 'CREATING'),
-                     fakeapi.Table('quick', 'CREATING'),
-                     fakeapi.Table('going', 'DELETING'),
-                     fakeapi.Table('cf', 'CREATE_FAILED'),
-                     fakeapi.Table('df', 'DELETE_FAILED'),
-                     fakeapi.Table('t.1', 'ACTIVE', 100, 10)],
-        'p-calm': [fakeapi.Table('a', 'ACTIVE', 5, 1),
-                   fakeapi.Table('b', 'ACTIVE', 7, 2)]}
-
-
-def _find(dataset, project, name):
-    (table,) = [t for t in dataset[project] if t.name == name]
-    return table
+def _dataset(tables):
+    """The scenario's tables as the fixture API serves them."""
+    return dict((project, [fakeapi.Table(*row) for row in rows])
+                for project, rows in tables.items())
 
 
 class Collector(object):
     """One collector's cycles against the fixture API, with its clock."""
 
     def __init__(self, serve, daemon, prefix, **options):
-        self.dataset = _dataset()
-        self.app = fakeapi.FakeMonitoringAPI(self.dataset)
+        self.app = fakeapi.FakeMonitoringAPI(_dataset(scenario.TABLES))
         self.settings = peers.make_settings(
             monitoring_url=serve(self.app).url, statsd_port=daemon.port,
             metric_prefix=prefix, stuck_after=STUCK_AFTER, **options)
         self.time = Clock()
         self.clock = stuck.StuckClock(STUCK_AFTER, self.time)
-        self.daemon = daemon
-        self.prefix = prefix
 
-    def cycle(self, after):
-        """Move the clock ``after`` seconds on, run a cycle."""
+    def cycle(self, after, tables=None):
+        """Serve ``tables`` (if given), move the clock ``after`` seconds
+        on, run a cycle."""
+        if tables is not None:
+            self.app.load(_dataset(tables))
         self.time.now += after
         result = cycle.run_cycle(self.settings, outages.OutageLog(),
                                  clock=self.clock)
         assert result.completed, result.error
 
-    def reload(self):
-        self.app.load(self.dataset)
-
-
-def _status_gauges(gauges):
-    return dict((name, value) for name, value in gauges.items()
-                if '.tables_by_status' in name or name.endswith('.stuck')
-                or ';status=' in name or '.stuck;' in name)
-
 
 def _wait_for(daemon, prefix, expected):
     """StatsD holds ``expected`` (the status gauges under ``prefix``)."""
-    def arrived():
-        found = _status_gauges(daemon.gauges(prefix + '.'))
-        return found if found == expected else None
-    try:
-        return peers.wait_for(arrived, timeout=10,
-                              message='the status gauges')
-    except AssertionError:
-        assert _status_gauges(daemon.gauges(prefix + '.')) == expected
-        raise
+    return daemon.wait_for_gauges(prefix, expected,
+                                  where=scenario.status_gauge, timeout=10,
+                                  interval=0.05)
 
 
-def test_transitions_through_statsd(serve, statsd_daemon, prefix):
+# Seconds the clock moves on before each step's cycle: just before
+# stuck_after, then just past it.
+MOVES = {'start': 0, 'in time': STUCK_AFTER - 1, 'past': 2, 'later': 30}
+
+
+def test_transitions_through_statsd(serve, statsd_daemon, prefix, caplog):
     bad_lines = statsd_daemon.bad_lines()
     collector = Collector(serve, statsd_daemon, prefix)
-    dataset = collector.dataset
-
-    def expect(stuck_tables):
-        expected = _status_gauges(peers.expected_gauges(
-            dataset, prefix, stuck=stuck_tables))
-        _wait_for(statsd_daemon, prefix, expected)
-        return expected
-
-    collector.cycle(0)
-    first = expect(())
-    assert first[prefix + '.projects.p-status.tables_by_status.creating'] \
-        == 2
-    assert first[prefix + '.projects.p-calm.tables_by_status.deleting'] == 0
-    assert first[prefix + '.totals.stuck'] == 0
-
-    # In time: CREATING -> ACTIVE before stuck_after never counts.
-    _find(dataset, 'p-status', 'quick').status = 'ACTIVE'
-    collector.cycle(STUCK_AFTER - 1)
-    expect(())
-
-    # Still CREATING and DELETING past stuck_after: stuck.
-    collector.cycle(2)
-    both = expect([('p-status', 'slow'), ('p-status', 'going')])
-    assert both[prefix + '.totals.stuck'] == 2
-
-    # The DELETING table disappears: no longer counted, deleting reads 0.
-    dataset['p-status'].remove(_find(dataset, 'p-status', 'going'))
-    collector.reload()
-    collector.cycle(30)
-    gone = expect([('p-status', 'slow')])
-    assert gone[prefix + '.projects.p-status.tables_by_status.deleting'] == 0
-
-    # Once ACTIVE, the stuck table is no longer counted: 0 is sent.
-    _find(dataset, 'p-status', 'slow').status = 'ACTIVE'
-    collector.cycle(30)
-    last = expect(())
-    assert last[prefix + '.projects.p-status.stuck'] == 0
-    assert last[prefix + '.projects.p-status.tables_by_status.creating'] == 0
-    assert last[prefix + '.totals.tables_by_status.create_failed'] == 1
-    assert last[prefix + '.totals.tables_by_status.delete_failed'] == 1
+    for step, tables in scenario.steps():
+        collector.cycle(MOVES[step.when], tables)
+        found = _wait_for(statsd_daemon, prefix,
+                          scenario.expected(tables, prefix, step))
+        scenario.check(found, prefix, step)
     assert statsd_daemon.bad_lines() == bad_lines
+    loud = logging.getLevelName(scenario.LOUDEST_LEVEL)
+    assert [r.getMessage() for r in caplog.records
+            if r.name.startswith('magnetodb_statsd_middleware')
+            and r.levelno > loud] == []
 
 
 @pytest.mark.parametrize('mode', ['dogstatsd', 'graphite'])
 def test_labeled_and_legacy_spellings(serve, statsd_daemon, prefix, mode):
     collector = Collector(serve, statsd_daemon, prefix, label_mode=mode,
                           emit_legacy=True)
-    collector.cycle(0)
-    _find(collector.dataset, 'p-status', 'quick').status = 'ACTIVE'
-    collector.cycle(STUCK_AFTER + 1)
-    stuck_tables = [('p-status', 'slow'), ('p-status', 'going')]
-    expected = peers.expected_gauges(collector.dataset, prefix,
-                                     stuck=stuck_tables)
+    steps = scenario.steps()
+    for when in ('start', 'in time', 'past'):  # the scenario's first steps
+        step, tables = next(steps)
+        assert step.when == when
+        collector.cycle(MOVES[when], tables)
+    stuck_tables = [(scenario.STATUS, name) for name in step.stuck]
+    expected = peers.expected_gauges(tables, prefix, stuck=stuck_tables)
     expected.update(peers.expected_labeled(
-        collector.dataset, prefix, mode == 'dogstatsd',
-        stuck=stuck_tables))
-    found = _wait_for(statsd_daemon, prefix, _status_gauges(expected))
+        tables, prefix, mode == 'dogstatsd', stuck=stuck_tables))
+    found = _wait_for(statsd_daemon, prefix,
+                      scenario.status_gauges(expected))
     assert found[peers.graphite_key(prefix + '.project.tables_by_status', {
         'project': 'p-status', 'status': 'create_failed'})] == 1
     assert found[peers.graphite_key(prefix + '.total.stuck', {})] == 2

@@ -10,14 +10,15 @@ are the in-memory fakes of ``tests/magnetodb/``, installed in each
 MagnetoDB process by its ``sitecustomize`` and fed by a JSON data file
 written here.
 
-What the gauges must be is computed here from the data, independently of
-the package: MagnetoDB's own arithmetic (sum over the nodes, divided by the
-replication factor, rounded as Python 2 rounds) and the documented names.
+What the gauges must be is computed from the data, independently of the
+package: MagnetoDB's own arithmetic here (sum over the nodes, divided by
+the replication factor, rounded as Python 2 rounds), fed to the one
+expected-gauge calculator of the tests (peers.expected_gauges, with the
+documented names).
 """
 
 import collections
 import decimal
-import hashlib
 import json
 import os
 import re
@@ -169,67 +170,20 @@ def magnetodb_value(per_node):
     return int(mean.quantize(decimal.Decimal(1), decimal.ROUND_HALF_UP))
 
 
-def safe_name(name):
-    """The documented rule: characters outside ``A-Z a-z 0-9 _ -``
-    become ``_``; where that changed the name, ``_`` and 8 hex digits of
-    the SHA-1 of the raw UTF-8 name follow."""
-    safe = re.sub(r'[^A-Za-z0-9_-]', '_', name)
-    if safe != name:
-        safe += '_' + hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]
-    return safe
-
-
-STATUSES = ('active', 'creating', 'deleting', 'create_failed',
-            'delete_failed')
-
-
 def expected_gauges(tables, prefix, withheld=(), stuck=()):
     """The table, project and total gauges StatsD must hold for a
-    complete listing of ``tables``: the projects in ``withheld`` were read
-    without their statuses (no counts by status for them, nor totals of
-    those), ``stuck`` holds the ``(tenant, name)`` counted as stuck."""
-    gauges = {}
-    projects = {}
-    by_status = {}
+    complete listing of ``tables`` (``withheld``, ``stuck``: see
+    peers.expected_gauges), with MagnetoDB's figures of each ACTIVE
+    table."""
+    dataset = collections.OrderedDict()
     for table in tables:
-        project = projects.setdefault(
-            table.tenant, {'size': 0, 'item_count': 0, 'tables': 0})
-        project['tables'] += 1
-        statuses = by_status.setdefault(table.tenant,
-                                        dict.fromkeys(STATUSES, 0))
-        statuses[table.status.lower()] += 1
-        if table.status != 'ACTIVE':
-            continue
-        for metric in ('size', 'item_count'):
-            value = magnetodb_value(getattr(table, metric))
-            gauges['%s.tables.%s.%s.%s' % (prefix, safe_name(table.tenant),
-                                           safe_name(table.name),
-                                           metric)] = value
-            project[metric] += value
-    totals = {'size': 0, 'item_count': 0, 'tables': 0,
-              'projects': len(projects)}
-    status_totals = dict.fromkeys(STATUSES, 0)
-    for tenant, project in projects.items():
-        for metric, value in project.items():
-            gauges['%s.projects.%s.%s' % (prefix, safe_name(tenant),
-                                          metric)] = value
-            totals[metric] += value
-        if tenant in withheld:
-            continue
-        for status, count in by_status[tenant].items():
-            gauges['%s.projects.%s.tables_by_status.%s' % (
-                prefix, safe_name(tenant), status)] = count
-            status_totals[status] += count
-        gauges['%s.projects.%s.stuck' % (prefix, safe_name(tenant))] = len(
-            [name for owner, name in stuck if owner == tenant])
-    for metric, value in totals.items():
-        gauges['%s.totals.%s' % (prefix, metric)] = value
-    if not set(withheld) & set(projects):
-        for status, count in status_totals.items():
-            gauges['%s.totals.tables_by_status.%s' % (prefix, status)] = \
-                count
-        gauges['%s.totals.stuck' % prefix] = len(stuck)
-    return gauges
+        active = table.status == 'ACTIVE'
+        dataset.setdefault(table.tenant, []).append(peers.Row(
+            table.name, table.status,
+            magnetodb_value(table.size) if active else None,
+            magnetodb_value(table.item_count) if active else None))
+    return peers.expected_gauges(dataset, prefix, withheld=withheld,
+                                 stuck=stuck)
 
 
 def listing_order(tables, tokens):
@@ -357,17 +311,6 @@ TimedRequest = collections.namedtuple(
 _TIMES_LINE = re.compile(r'^(\d+) (\S+) (\S+) (\S+) (\d+) (\S+) "(.*)"$')
 
 
-# A line of this package's, in the format MagnetoDB's oslo logging writes.
-_OUR_LINE = re.compile(r'^\S+ \S+ \d+ (ERROR|WARNING|INFO) '
-                       r'magnetodb_statsd_middleware(?:\.\w+)? \[-\] (.*)$')
-
-
-def data_gauges(daemon, prefix):
-    """The table, project and total gauges under ``prefix``."""
-    return {name: value for name, value in daemon.gauges(prefix + '.').items()
-            if '.collector.' not in name and '.health.' not in name}
-
-
 class MagnetoDBServer:
     """MagnetoDB 2015.1's own API server on its own etc/ files.
 
@@ -458,8 +401,9 @@ class MagnetoDBServer:
 
     def our_lines(self):
         """``[(level, message)]`` the collector logged above DEBUG."""
-        found = (_OUR_LINE.match(line) for line in self.log.splitlines())
-        return [m.groups() for m in found if m]
+        return [(line.level, line.message)
+                for line in peers.log_lines(self.log, ours=True)
+                if line.level != 'DEBUG']
 
     def get(self, path, timeout=60):
         """``(status, body)`` of a GET; an HTTP error status is returned."""

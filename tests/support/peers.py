@@ -341,6 +341,39 @@ class StatsdDaemon(object):
         for start in range(0, len(names), 200):
             self.command('delgauges ' + ' '.join(names[start:start + 200]))
 
+    def data_gauges(self, prefix):
+        """The table, project and total gauges under ``prefix``."""
+        return dict((name, value) for name, value
+                    in self.gauges(prefix + '.').items() if data_gauge(name))
+
+    def wait_for_gauges(self, prefix, expected, where=None, strict=False,
+                        timeout=60, interval=0.5):
+        """Wait until the gauges under ``prefix`` that ``where(name)``
+        selects (the table, project and total ones by default) are
+        ``expected``, no more, no fewer, and return them: a burst may
+        lose datagrams, and every cycle sends them all again. With
+        ``strict``, none may hold another value meanwhile."""
+        where = where or data_gauge
+
+        def selected():
+            return dict((name, value) for name, value
+                        in self.gauges(prefix + '.').items() if where(name))
+
+        def arrived():
+            found = selected()
+            if strict:
+                wrong = dict((k, v) for k, v in found.items()
+                             if expected.get(k) != v)
+                assert not wrong, wrong
+            return found if found == expected else None
+        try:
+            return wait_for(arrived, timeout=timeout, interval=interval,
+                            message='%d gauges under %s' % (len(expected),
+                                                            prefix))
+        except AssertionError:
+            assert selected() == expected  # shows what differs
+            raise
+
     def counters(self, prefix=''):
         return self._values('counters', prefix)
 
@@ -360,8 +393,23 @@ class StatsdDaemon(object):
         self.log.close()
 
 
+def statsd_options(port, prefix, defaults=(), **options):
+    """A collector's ``[statsd]`` options, the one builder of the tests:
+    on, sending to StatsD on loopback ``port`` under ``prefix``, reading
+    ``$api`` (an APIServer's own monitoring API) every second; then a
+    test module's ``defaults`` (a dict), then ``options``, each adding to
+    or changing what comes before."""
+    values = collections.OrderedDict([
+        ('enabled', 'true'), ('statsd_port', port), ('metric_prefix', prefix),
+        ('interval', 1), ('monitoring_url', '$api')])
+    values.update(defaults)
+    values.update(options)
+    return values
+
+
 def statsd_section(**options):
-    """A ``[statsd]`` section of an oslo.config file, in the given order."""
+    """A ``[statsd]`` section of an oslo.config file, in the given order
+    (see :func:`statsd_options`)."""
     return '[statsd]\n' + ''.join('%s = %s\n' % item
                                    for item in options.items())
 
@@ -375,6 +423,11 @@ def make_settings(**overrides):
 # MagnetoDB 2015.1's statuses, each sent every cycle (doc/source/metrics.rst).
 STATUSES = ('active', 'creating', 'deleting', 'create_failed',
             'delete_failed')
+
+
+# A table as the expected gauges read it (any object with these
+# attributes will do, the fixture API's tables too).
+Row = collections.namedtuple('Row', 'name status size item_count')
 
 
 def _expected(dataset, metrics, key, tables=None, withheld=(), stuck=()):
@@ -433,7 +486,11 @@ MAX_NAME_LENGTH = 253
 
 def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
                     max_length=MAX_NAME_LENGTH, withheld=(), stuck=()):
-    """What StatsD must hold for ``dataset`` (computed independently)."""
+    """What StatsD must hold for ``dataset``, ``{project: [table]}``
+    with each table's ``name``, ``status``, ``size`` and ``item_count``
+    (the fixture API's tables, or MagnetoDB's figures: see
+    magnetodb_peer.expected_gauges), computed independently of the
+    package."""
     plural = {'table': 'tables', 'project': 'projects', 'total': 'totals'}
 
     def key(level, quantity, project=None, table=None, status=None):
@@ -446,24 +503,50 @@ def expected_gauges(dataset, prefix, metrics=('size', 'item_count'),
     return _expected(dataset, metrics, key, withheld=withheld, stuck=stuck)
 
 
+# The design's name rule, written once for every test, independently of
+# the package (doc/source/metrics.rst, "Making a name safe").
+
+def _replaced(raw, label=False):
+    """``raw`` with each character outside ``A-Z a-z 0-9 _ -`` (and ``.``
+    in a label value) replaced by ``_``."""
+    return re.sub(r'[^A-Za-z0-9_.-]' if label else r'[^A-Za-z0-9_-]', '_',
+                  raw)
+
+
+def _digest(raw):
+    """``_`` and 8 hex digits of the SHA-1 of ``raw``'s UTF-8: what
+    follows a name part (or label value) that was changed or cut."""
+    return '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+
+
+def _cut(raw, now, excess, label=False):
+    """A name part (or label value) ``now``, made safe from ``raw``, cut
+    by ``excess`` characters to what fits, at least 1, with ``raw``'s
+    digest; as it is when it has 10 characters or fewer."""
+    if len(now) <= 10:
+        return now
+    keep = max(1, len(now) - excess - 9)
+    return _replaced(raw, label)[:keep] + _digest(raw)
+
+
 def expected_label(raw, lower):
     """doc/source/metrics.rst, "Labeled metrics": a label value made
-    safe (written again here, independently of the package)."""
-    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', raw)
+    safe."""
+    safe = _replaced(raw, label=True)
     if lower:
         safe = safe.lower()
     if safe == raw and len(raw) <= 200:
         return raw
-    return safe[:191] + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+    return safe[:191] + _digest(raw)
 
 
 def expected_name_part(raw):
-    """doc/source/metrics.rst, "Making a name safe", written again for
-    the tests."""
-    safe = re.sub(r'[^A-Za-z0-9_-]', '_', raw)
+    """One part of a dotted name (a project id, a table name) made safe:
+    as it is when nothing had to change, else replaced and digested."""
+    safe = _replaced(raw)
     if safe == raw:
         return raw
-    return safe + '_' + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8]
+    return safe + _digest(raw)
 
 
 def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
@@ -482,12 +565,7 @@ def expected_dotted_name(prefix, dotted, raw_parts, max_length=MAX_NAME_LENGTH,
         excess = len(prefix + '.' + dotted % tuple(parts)) - max_length
         if excess <= 0:
             break
-        if len(parts[index]) <= 10:
-            continue
-        keep = max(1, len(parts[index]) - excess - 9)
-        raw = raw_parts[index]
-        parts[index] = (re.sub(r'[^A-Za-z0-9_-]', '_', raw)[:keep] + '_'
-                        + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+        parts[index] = _cut(raw_parts[index], parts[index], excess)
     return prefix + '.' + dotted % tuple(parts)
 
 
@@ -535,12 +613,7 @@ def expected_labels(mode, name, raw_labels, user_labels=(),
         excess = len(labeled_name(mode, name, labels())) - max_length
         if excess <= 0:
             break
-        if len(safe[key]) <= 10:
-            continue
-        keep = max(1, len(safe[key]) - excess - 9)
-        raw = raw_labels[key]
-        safe[key] = (re.sub(r'[^A-Za-z0-9_.-]', '_', raw)[:keep] + '_'
-                     + hashlib.sha1(compat.utf8(raw)).hexdigest()[:8])
+        safe[key] = _cut(raw_labels[key], safe[key], excess, label=True)
     return labels()
 
 
@@ -776,6 +849,35 @@ class APIServer(object):
         self._log.close()
 
 
+LogLine = collections.namedtuple('LogLine', 'pid level logger message')
+# A logged line of the tests' servers, in the stand-in API servers' format
+# (apps.LOG_FORMAT, which UWSGI_LOGGING repeats) or in MagnetoDB's
+# oslo.log one (date, time, pid, level, logger, request context).
+_LOG_LINE = re.compile(
+    r'^(?:\S+ \S+ (\d+) ([A-Z]+) (\S+) \[[^\]]*\] |(\d+) ([A-Z]+) (\S+): )'
+    r'(.*)$')
+_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL')
+PACKAGE_LOGGER = 'magnetodb_statsd_middleware'
+
+
+def log_lines(text, ours=False):
+    """The one log reader of the tests: ``[LogLine]`` of what a server
+    logged in ``text`` (tracebacks and other output are passed over);
+    with ``ours``, this package's lines only."""
+    found = []
+    for line in text.splitlines():
+        match = _LOG_LINE.match(line)
+        if not match:
+            continue
+        pid, level, logger = (match.group(1, 2, 3) if match.group(1)
+                              else match.group(4, 5, 6))
+        if level not in _LEVELS or (ours and logger.split('.')[0]
+                                    != PACKAGE_LOGGER):
+            continue
+        found.append(LogLine(int(pid), level, logger, match.group(7)))
+    return found
+
+
 _POLLER = re.compile(r'^([0-9.]+) magnetodb-statsd-middleware \(pid (\d+)\)')
 
 
@@ -860,21 +962,34 @@ class RequestLoop(object):
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def every_gauge_back(daemon, prefix, expected, since):
-    """Seconds from ``since`` until every table, project and total gauge
-    under ``prefix`` holds its ``expected`` value again (they are deleted
-    first); none holds another value meanwhile."""
-    daemon.delete_gauges(prefix + '.')
+def data_gauge(name):
+    """Whether a gauge is a table, project or total one: not the
+    collector's own, nor a health gauge."""
+    return '.collector.' not in name and '.health.' not in name
 
-    def arrived():
-        gauges = dict((k, v) for k, v in daemon.gauges(prefix + '.').items()
-                      if '.collector.' not in k and '.health.' not in k)
-        wrong = dict((k, v) for k, v in gauges.items()
-                     if expected.get(k) != v)
-        assert not wrong, wrong
-        return gauges == expected
-    wait_for(arrived, timeout=60, interval=0.2,
-             message='every gauge again, each right')
+
+def range_gauge(name):
+    """Whether a gauge is a table or project one: what a host's range of
+    a shared walk sends (the totals may be withheld meanwhile)."""
+    return data_gauge(name) and '.totals.' not in name
+
+
+def ranges_back(daemon, prefix, expected, since):
+    """:func:`every_gauge_back` for the table and project gauges of
+    ``expected`` alone."""
+    ranges = dict((k, v) for k, v in expected.items() if range_gauge(k))
+    return every_gauge_back(daemon, prefix, ranges, since,
+                            where=range_gauge)
+
+
+def every_gauge_back(daemon, prefix, expected, since, where=None):
+    """Seconds from ``since`` until every gauge under ``prefix`` that
+    ``where`` selects (see :meth:`StatsdDaemon.wait_for_gauges`) holds its
+    ``expected`` value again (they are deleted first); none holds another
+    value meanwhile."""
+    daemon.delete_gauges(prefix + '.')
+    daemon.wait_for_gauges(prefix, expected, where=where, strict=True,
+                           interval=0.2)
     return time.time() - since
 
 
@@ -906,6 +1021,22 @@ class BackendServer(object):
         return {'redis': RedisServer,
                 'memcached': MemcachedServer}[scheme](workdir)
 
+    def url(self, timeout):
+        """The tooz ``coordination_url`` of this server, with the lock
+        ``timeout`` in seconds."""
+        return '%s://127.0.0.1:%d?timeout=%d' % (self.scheme, self.port,
+                                                 timeout)
+
+    def lock_ttl(self, name):
+        """The seconds tooz's lock ``name`` has left (memcached counts
+        whole ones), None when it is free."""
+        raise NotImplementedError
+
+    def evict(self, name):
+        """Take tooz's lock ``name`` from whoever holds it, as a memcached
+        that evicted it or a stall past its timeout would."""
+        raise NotImplementedError
+
     def stop(self):
         self.process.kill()
         self.process.wait()
@@ -923,6 +1054,7 @@ class BackendServer(object):
 class RedisServer(BackendServer):
     """A real redis-server on loopback, for the tooz coordination tests."""
 
+    scheme = 'redis'
     FLUSH = (b'FLUSHALL', b'+OK')  # command, answer
 
     def start(self):
@@ -942,12 +1074,31 @@ class RedisServer(BackendServer):
         except compat.OS_ERRORS:
             return False
 
+    def _lock_key(self, name):
+        """``(client, key)`` of tooz's lock ``name`` (``<namespace>_<name>
+        _lock``, in every tooz line); key None when it is free."""
+        import redis
+        client = redis.StrictRedis(port=self.port)
+        keys = client.keys('*_%s_lock' % name)
+        assert len(keys) <= 1, keys
+        return client, keys[0] if keys else None
+
+    def lock_ttl(self, name):
+        client, key = self._lock_key(name)
+        ttl = client.pttl(key) if key is not None else -1
+        return ttl / 1000.0 if ttl >= 0 else None
+
+    def evict(self, name):
+        client, key = self._lock_key(name)
+        client.delete(key)
+
 
 class MemcachedServer(BackendServer):
     """A real memcached on loopback (TCP only), for the tooz coordination
     tests; ``options`` are memcached's, e.g. ``'-I', '2m'`` for a larger
     item size limit than its 1 MB."""
 
+    scheme = 'memcached'
     FLUSH = (b'flush_all', b'OK')  # command, answer
 
     def start(self):
@@ -973,6 +1124,16 @@ class MemcachedServer(BackendServer):
         except compat.OS_ERRORS:
             assert self.process.poll() is None, 'memcached exited'
             return False
+
+    @staticmethod
+    def _lock_key(name):
+        return b'__TOOZ_LOCK_' + name.encode('ascii')  # tooz's name
+
+    def lock_ttl(self, name):
+        return self.ttl(self._lock_key(name))
+
+    def evict(self, name):
+        self.command(b'delete ' + self._lock_key(name))
 
     def ttl(self, key):
         """The seconds ``key`` has left (memcached counts whole ones),

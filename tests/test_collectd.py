@@ -36,10 +36,9 @@ def test_every_table_right_with_127_characters(collectd, api_server, prefix,
     dataset = fakeapi.build_long_names_dataset()
     expected = peers.expected_gauges(dataset, prefix, max_length=127)
     assert max(len(name) for name in expected) == 127
-    api_server(peers.statsd_section(
-        enabled='true', statsd_port=collectd.port, metric_prefix=prefix,
-        interval=2, initial_delay=0.5, monitoring_url='$api',
-        lock_path=tmp_path / 'statsd.lock', max_name_length=127),
+    api_server(peers.statsd_section(**peers.statsd_options(
+        collectd.port, prefix, interval=2, initial_delay=0.5,
+        lock_path=tmp_path / 'statsd.lock', max_name_length=127)),
         fixture_options='long_names = true')
 
     def arrived():

@@ -21,11 +21,10 @@ LOCK_TIMEOUT = 2
 
 def _host(api_server, tmp_path, daemon, prefix, name, request_log, url):
     """One 'host': an eventlet API server with its own host lock."""
-    conf = peers.statsd_section(
-        enabled='true', statsd_port=daemon.port, metric_prefix=prefix,
-        interval=INTERVAL, monitoring_url='$api',
+    conf = peers.statsd_section(**peers.statsd_options(
+        daemon.port, prefix, interval=INTERVAL,
         lock_path=tmp_path / ('%s.lock' % name), coordination_url=url,
-        host_name=name, healthcheck_url='$health', request_timeout=2)
+        host_name=name, healthcheck_url='$health', request_timeout=2))
     api = api_server(conf, fixture_options='request_log = ' + request_log,
                      port=peers.free_port())
     return api
@@ -146,8 +145,8 @@ def test_the_backend_going_away_and_coming_back(
     print('table metrics back %.1fs after the backend restart; down %.1fs'
           % (time.time() - restarted, restarted - down))
     for api in hosts.values():
-        errors = [line for line in api.log.splitlines()
-                  if ' ERROR magnetodb_statsd_middleware' in line]
+        errors = [line for line in peers.log_lines(api.log, ours=True)
+                  if line.level == 'ERROR']
         assert len(errors) == 1, errors
 
 

@@ -28,8 +28,9 @@ def _conf(statsd_port, prefix, tmp_path, **extra):
 
 
 def _our_lines(log, level):
-    return [line for line in log.splitlines()
-            if ' %s magnetodb_statsd_middleware' % level in line]
+    """What this package logged at ``level``."""
+    return [line.message for line in peers.log_lines(log, ours=True)
+            if line.level == level]
 
 
 def _our_tracebacks(log):

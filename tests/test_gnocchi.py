@@ -54,11 +54,10 @@ def test_every_table_right_through_a_served_pipeline(gnocchi, api_server,
         labels = dict(label_mode=mode, user_labels='region:r1')
     assert max(len(name) for name in expected) == 253
     dropped = gnocchi.dropped()
-    api_server(peers.statsd_section(
-        enabled='true', statsd_port=gnocchi.port, metric_prefix=prefix,
-        interval=10, initial_delay=0.5, send_rate=SEND_RATE,
-        monitoring_url='$api', lock_path=tmp_path / 'statsd.lock',
-        **labels), fixture_options='long_names = true')
+    api_server(peers.statsd_section(**peers.statsd_options(
+        gnocchi.port, prefix, labels, interval=10, initial_delay=0.5,
+        send_rate=SEND_RATE, lock_path=tmp_path / 'statsd.lock')),
+        fixture_options='long_names = true')
 
     def arrived():
         data = _data(gnocchi.gauges(prefix + '.'))

@@ -33,11 +33,10 @@ def test_the_filter_gauges_in_graphite_under_statsd_names(
     expected = dict(('stats.gauges.' + name, value) for name, value
                     in peers.expected_gauges(dataset, prefix).items())
     assert [n for n in expected if '.odd_name-00003_' in n]
-    api_server(peers.statsd_section(
-        enabled='true', statsd_port=graphite_statsd.port,
-        metric_prefix=prefix, interval=2, initial_delay=0.5,
-        monitoring_url='$api', healthcheck_url='$health', host_name=HOST,
-        lock_path=tmp_path / 'statsd.lock'),
+    api_server(peers.statsd_section(**peers.statsd_options(
+        graphite_statsd.port, prefix, interval=2, initial_delay=0.5,
+        healthcheck_url='$health', host_name=HOST,
+        lock_path=tmp_path / 'statsd.lock')),
         fixture_options=FIXTURE_OPTIONS)
     gauges = 'stats.gauges.%s.' % prefix
     # Exactly these series: no table that is not ACTIVE, no stray name.

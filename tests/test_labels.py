@@ -98,12 +98,11 @@ def test_a_labeled_top_n_through_the_paste_pipeline(api_server,
     top = set((p, name) for _, p, name in sorted(active, reverse=True)[:25])
     expected = peers.expected_labeled(dataset, prefix, True, USER,
                                       tables=top)
-    api_server(peers.statsd_section(
-        enabled='true', statsd_port=statsd_daemon.port,
-        metric_prefix=prefix, interval=60, monitoring_url='$api',
+    api_server(peers.statsd_section(**peers.statsd_options(
+        statsd_daemon.port, prefix, interval=60,
         lock_path=tmp_path / 'statsd.lock', label_mode='dogstatsd',
         user_labels='region:r1,cloud:prod', top_tables=25,
-        exclude_projects='no-such-project'),
+        exclude_projects='no-such-project')),
         fixture_options='projects = 20\ntables = 30\nseed = 4')
     collector = prefix + '.collector.'
     peers.wait_for(lambda: statsd_daemon.counters(collector),

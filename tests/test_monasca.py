@@ -72,11 +72,10 @@ def test_every_table_right_through_a_served_pipeline(agent, api_server,
     # Per project: size, item_count, tables, stuck and five statuses;
     # the totals add projects.
     assert len(expected) == _table_lines(dataset) + 3 * 9 + 10
-    api_server(peers.statsd_section(
-        enabled='true', statsd_port=agent.port, metric_prefix=prefix,
-        interval=2, initial_delay=0.5, monitoring_url='$api',
+    api_server(peers.statsd_section(**peers.statsd_options(
+        agent.port, prefix, interval=2, initial_delay=0.5,
         lock_path=tmp_path / 'statsd.lock', label_mode='monasca',
-        user_labels='region:r1'), fixture_options='long_names = true')
+        user_labels='region:r1')), fixture_options='long_names = true')
 
     def arrived():
         received = agent.read()

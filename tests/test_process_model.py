@@ -14,9 +14,8 @@ INTERVAL = 1
 def _start(api_server, tmp_path, statsd_daemon, prefix, **options):
     request_log = str(tmp_path / 'requests.log')
     lock_path = str(tmp_path / 'statsd.lock')
-    conf = peers.statsd_section(
-        enabled='true', statsd_port=statsd_daemon.port, metric_prefix=prefix,
-        interval=INTERVAL, monitoring_url='$api', lock_path=lock_path)
+    conf = peers.statsd_section(**peers.statsd_options(
+        statsd_daemon.port, prefix, interval=INTERVAL, lock_path=lock_path))
     api = api_server(conf, fixture_options='projects = 5\ntables = 20\n'
                      'request_log = %s' % request_log, **options)
     return api, request_log, lock_path, conf

@@ -33,9 +33,8 @@ def _start(api_server, tmp_path, statsd_daemon, prefix, lazy_apps,
     workdir.mkdir()
     request_log = str(workdir / 'requests.log')
     lock_path = str(workdir / 'statsd.lock')
-    conf = peers.statsd_section(
-        enabled='true', statsd_port=statsd_daemon.port, metric_prefix=prefix,
-        interval=INTERVAL, monitoring_url='$api', lock_path=lock_path)
+    conf = peers.statsd_section(**peers.statsd_options(
+        statsd_daemon.port, prefix, interval=INTERVAL, lock_path=lock_path))
     api = api_server(conf, server=server, workers=3, lazy_apps=lazy_apps,
                      fixture_options='projects = 3\ntables = 5\n'
                      'request_log = %s' % request_log, **options)
@@ -141,7 +140,8 @@ def test_without_python_threads_one_error_names_enable_threads(
     assert [_threads(pid) for pid in processes] == [1, 1, 1, 1]
     log = api.log
     assert 'Python threads support is disabled' in log
-    errors = [line for line in log.splitlines() if ' ERROR ' in line]
+    errors = [line.message for line in peers.log_lines(log)
+              if line.level == 'ERROR']
     assert len(errors) == 1, errors
     assert 'enable-threads = true' in errors[0]
     assert not _collectors(log)

@@ -239,9 +239,17 @@ def _health_lines(udp):
     return [line for line in udp.lines if '.health.' in line]
 
 
-def test_a_starting_server_is_no_false_health_alarm(serve, udp, caplog):
+def test_a_starting_server_is_no_false_health_alarm(serve, udp, caplog,
+                                                    monkeypatch):
     """The collector starts before the server listens: the refused health
-    check sends no gauge and logs no ERROR; once it answers, 1 is sent."""
+    check sends no gauge and logs no ERROR; once it answers, 1 is sent,
+    at the next start-up retry, not an interval later."""
+    # A retry long enough that the server, started once a cycle's listing
+    # was refused too, is listening before the next cycle's health check:
+    # one started between a cycle's health check and its listing would
+    # leave health to the next interval (a completed cycle ends the
+    # grace).
+    monkeypatch.setattr(scheduler, 'STARTUP_RETRY', 3.0)
     caplog.set_level(logging.DEBUG)
     port = peers.free_port()
     base = 'http://127.0.0.1:%d' % port
@@ -251,18 +259,21 @@ def test_a_starting_server_is_no_false_health_alarm(serve, udp, caplog):
         host_name='h', interval=60))
     instance.start()
     try:
-        peers.wait_for(lambda: [r for r in caplog.records
-                                if 'health check not ready yet'
-                                in r.getMessage()],
-                       message='a refused health check')
+        for what in ('health check', 'monitoring API'):
+            peers.wait_for(lambda: [r for r in caplog.records
+                                    if r.getMessage().startswith(
+                                        what + ' not ready yet')],
+                           message='a refused %s' % what)
         app = fakeapi.FakeMonitoringAPI(fakeapi.build_dataset())
         health = fakeapi.FakeHealthCheck()
         serve(lambda environ, start_response: (
             health if environ['PATH_INFO'] == '/healthcheck' else app)(
                 environ, start_response), port=port)
-        # Retried within a second, not after the 60 s interval.
+        # Retried after STARTUP_RETRY, not after the 60 s interval.
         peers.wait_for(lambda: 'magnetodb.health.h.overall:1|g'
-                       in _health_lines(udp), timeout=5,
+                       in _health_lines(udp),
+                       timeout=scheduler.STARTUP_RETRY
+                       + peers.SCHEDULING_SLACK,
                        message='the health gauge once the server answers')
     finally:
         instance.stop()

@@ -341,10 +341,12 @@ class StatsdDaemon(object):
         for start in range(0, len(names), 200):
             self.command('delgauges ' + ' '.join(names[start:start + 200]))
 
-    def data_gauges(self, prefix):
-        """The table, project and total gauges under ``prefix``."""
+    def data_gauges(self, prefix, where=None):
+        """The gauges under ``prefix`` that ``where(name)`` selects: the
+        table, project and total ones by default."""
+        where = where or data_gauge
         return dict((name, value) for name, value
-                    in self.gauges(prefix + '.').items() if data_gauge(name))
+                    in self.gauges(prefix + '.').items() if where(name))
 
     def wait_for_gauges(self, prefix, expected, where=None, strict=False,
                         timeout=60, interval=0.5):
@@ -353,14 +355,8 @@ class StatsdDaemon(object):
         ``expected``, no more, no fewer, and return them: a burst may
         lose datagrams, and every cycle sends them all again. With
         ``strict``, none may hold another value meanwhile."""
-        where = where or data_gauge
-
-        def selected():
-            return dict((name, value) for name, value
-                        in self.gauges(prefix + '.').items() if where(name))
-
         def arrived():
-            found = selected()
+            found = self.data_gauges(prefix, where)
             if strict:
                 wrong = dict((k, v) for k, v in found.items()
                              if expected.get(k) != v)
@@ -371,7 +367,7 @@ class StatsdDaemon(object):
                             message='%d gauges under %s' % (len(expected),
                                                             prefix))
         except AssertionError:
-            assert selected() == expected  # shows what differs
+            assert self.data_gauges(prefix, where) == expected  # the diff
             raise
 
     def counters(self, prefix=''):
@@ -699,7 +695,6 @@ paste.app_factory = magnetodb_statsd_middleware.demo.fakeapi:health_app_factory
 use = egg:gunicorn#main
 {extra_sections}"""
 MONITORING_PIPELINE = 'statsd monitoring_app'
-
 
 
 # uWSGI reads the collector's logging from the ini (--paste-logger).
